@@ -1,0 +1,100 @@
+//! The `marina` command line. The only place where errors become exit codes:
+//! 0 ok, 1 runtime failure, 2 usage error or invalid config (SPEC §9).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use marina::config::{self, Backend, Config, ProcessEnvironment};
+
+/// Backup controller for Docker hosts: backs up volumes and databases with restic or a
+/// custom image, on schedules from config.yml and targets from Docker labels.
+#[derive(Debug, Parser)]
+#[command(name = "marina", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a config file and print every problem with its line and column.
+    ///
+    /// Exits 0 when the config is valid (printing a one-line summary), 2 when it is not.
+    Validate(ConfigArgs),
+    /// Print Marina's version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// The config file.
+    #[arg(long, short, env = "CONFIG_FILE", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+/// Exit code for an invalid config or a usage error.
+const EXIT_INVALID: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => validate(&args),
+        Command::Version => {
+            println!("marina {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn validate(args: &ConfigArgs) -> ExitCode {
+    match config::load(&args.config, &ProcessEnvironment) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("{warning}");
+            }
+            println!("{}", summary(&args.config, &loaded.config));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let errors = e
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == config::Severity::Error)
+                .count();
+            eprintln!("{e}");
+            eprintln!(
+                "{}: {errors} {} found; the config is not valid",
+                args.config.display(),
+                if errors == 1 { "error" } else { "errors" }
+            );
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+/// One line describing a valid config, without any secret.
+fn summary(path: &std::path::Path, config: &Config) -> String {
+    let restic = config
+        .instances
+        .iter()
+        .filter(|i| matches!(i.backend, Backend::Restic { .. }))
+        .count();
+    let custom = config.instances.len() - restic;
+    let targets: usize = config.instances.iter().map(|i| i.targets.len()).sum();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{} is valid: {} ({restic} restic, {custom} custom image), {} in config; node {}, API on {}:{}, authentication {}",
+        path.display(),
+        plural(config.instances.len(), "instance"),
+        plural(targets, "target"),
+        config.node_name,
+        config.api.bind,
+        config.api.port,
+        if config.api.auth_password.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+    )
+}

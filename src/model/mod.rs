@@ -1,0 +1,15 @@
+//! Pure vocabulary shared by every stage: identifiers, targets, schedules, retention and the
+//! label model. Nothing here performs I/O or reads the clock.
+
+mod ids;
+pub mod labels;
+mod retention;
+mod schedule;
+mod secret;
+mod target;
+
+pub use ids::{DockerName, IdError, InstanceId, TargetId};
+pub use retention::{Retention, RetentionError};
+pub use schedule::{Schedule, ScheduleError};
+pub use secret::Secret;
+pub use target::{DbKind, PathError, TargetKind, TargetSpec, UnknownDbKind, VolumePath};

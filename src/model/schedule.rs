@@ -1,0 +1,251 @@
+use std::fmt;
+
+use chrono::{DateTime, TimeZone};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use serde::Serialize;
+
+/// An instance's cron schedule (SPEC §1): 5 fields, 6 fields (seconds first), or one of
+/// `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`. Compared by its text, so a config
+/// diff sees a schedule as changed exactly when the user changed it.
+#[derive(Clone)]
+pub struct Schedule {
+    /// The expression as the user wrote it (trimmed), shown back in the API.
+    expression: String,
+    cron: Cron,
+}
+
+/// Why a cron expression was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// Wrong number of fields.
+    #[error(
+        "`{expression}` has {fields} fields; a schedule has 5 (minute hour day-of-month month day-of-week), 6 (seconds first), or is one of @hourly, @daily, @weekly, @monthly, @yearly"
+    )]
+    FieldCount {
+        /// The rejected expression.
+        expression: String,
+        /// How many whitespace-separated fields it has.
+        fields: usize,
+    },
+    /// An `@` form croner does not know, such as `@every 5m`.
+    #[error(
+        "`{0}` is not supported; use @hourly, @daily, @weekly, @monthly, @yearly or a cron expression"
+    )]
+    Nickname(String),
+    /// croner rejected a field.
+    #[error("`{expression}` is not a valid cron expression: {reason}")]
+    Invalid {
+        /// The rejected expression.
+        expression: String,
+        /// croner's explanation.
+        reason: String,
+    },
+    /// The expression is well-formed but matches no time at all (e.g. 30 February).
+    #[error("`{0}` never fires (it matches no date)")]
+    Never(String),
+}
+
+const NICKNAMES: [&str; 6] = [
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@hourly",
+];
+
+impl Schedule {
+    /// Parses and checks a cron expression.
+    pub fn parse(expression: &str) -> Result<Self, ScheduleError> {
+        let expression = expression.trim();
+        if expression.starts_with('@') {
+            if !NICKNAMES.iter().any(|n| n.eq_ignore_ascii_case(expression)) {
+                return Err(ScheduleError::Nickname(expression.to_owned()));
+            }
+        } else {
+            let fields = expression.split_whitespace().count();
+            if !(5..=6).contains(&fields) {
+                return Err(ScheduleError::FieldCount {
+                    expression: expression.to_owned(),
+                    fields,
+                });
+            }
+        }
+        let parser = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .year(Year::Disallowed)
+            // Marina 0.9 (robfig/cron) accepted `0/5`; keep such schedules valid.
+            .sloppy_ranges(true)
+            .build();
+        let cron = parser
+            .parse(expression)
+            .map_err(|e| ScheduleError::Invalid {
+                expression: expression.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let schedule = Self {
+            expression: expression.to_owned(),
+            cron,
+        };
+        // A fixed reference keeps this check pure; a pattern that fires never fires from any start.
+        let reference = chrono::Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
+        if reference.and_then(|r| schedule.next_after(&r)).is_none() {
+            return Err(ScheduleError::Never(schedule.expression));
+        }
+        Ok(schedule)
+    }
+
+    /// The first time strictly after `after` at which the schedule fires, computed in the
+    /// time zone of `after` (so `0 2 * * *` in `Europe/Berlin` is 02:00 Berlin time, and a
+    /// time skipped or repeated by a DST change fires once). `None` if it never fires again.
+    #[must_use]
+    pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        self.cron.find_next_occurrence(after, false).ok()
+    }
+
+    /// The expression as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.expression
+    }
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.expression == other.expression
+    }
+}
+
+impl Eq for Schedule {}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Schedule").field(&self.expression).finish()
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.expression)
+    }
+}
+
+impl Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.expression)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use chrono_tz::Europe::Berlin;
+
+    fn berlin(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<chrono_tz::Tz> {
+        Berlin
+            .with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .unwrap()
+    }
+
+    #[test]
+    fn accepts_five_and_six_fields_and_nicknames() {
+        for ok in [
+            "0 2 * * *",
+            "30 0 2 * * *",
+            "@hourly",
+            "@DAILY",
+            "@weekly",
+            "@monthly",
+            "@yearly",
+            "*/15 * * * *",
+            "0/5 * * * *",
+            "0 3 * * MON-FRI",
+        ] {
+            assert!(Schedule::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_expressions_with_a_reason() {
+        assert!(matches!(
+            Schedule::parse("0 2 * *"),
+            Err(ScheduleError::FieldCount { fields: 4, .. })
+        ));
+        assert!(matches!(
+            Schedule::parse("0 0 2 * * * 2030"),
+            Err(ScheduleError::FieldCount { fields: 7, .. })
+        ));
+        assert!(matches!(
+            Schedule::parse("@every 5m"),
+            Err(ScheduleError::Nickname(_))
+        ));
+        assert!(matches!(
+            Schedule::parse("61 2 * * *"),
+            Err(ScheduleError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Schedule::parse("0 25 * * *"),
+            Err(ScheduleError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Schedule::parse("0 0 30 2 *"),
+            Err(ScheduleError::Never(_))
+        ));
+        assert!(matches!(
+            Schedule::parse(""),
+            Err(ScheduleError::FieldCount { fields: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn next_run_is_in_the_zone_of_the_start_time() {
+        let schedule = Schedule::parse("0 2 * * *").unwrap();
+        let next = schedule.next_after(&berlin(2027, 1, 10, 12, 0)).unwrap();
+        assert_eq!(next, berlin(2027, 1, 11, 2, 0));
+        assert_eq!(
+            next.with_timezone(&Utc).to_rfc3339(),
+            "2027-01-11T01:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn spring_forward_gap_fires_once_right_after_the_gap() {
+        // 2027-03-28: Berlin clocks jump from 02:00 to 03:00, so 02:30 does not exist that day.
+        let schedule = Schedule::parse("30 2 * * *").unwrap();
+        let first = schedule.next_after(&berlin(2027, 3, 27, 12, 0)).unwrap();
+        assert_eq!(
+            first.with_timezone(&Utc).to_rfc3339(),
+            "2027-03-28T01:00:00+00:00"
+        );
+        let second = schedule.next_after(&first).unwrap();
+        assert_eq!(second, berlin(2027, 3, 29, 2, 30));
+    }
+
+    #[test]
+    fn fall_back_repeated_hour_fires_once() {
+        // 2027-10-31: Berlin clocks go from 03:00 back to 02:00, so 02:30 happens twice.
+        let schedule = Schedule::parse("30 2 * * *").unwrap();
+        let first = schedule.next_after(&berlin(2027, 10, 30, 12, 0)).unwrap();
+        let second = schedule.next_after(&first).unwrap();
+        assert_eq!(
+            first.date_naive(),
+            chrono::NaiveDate::from_ymd_opt(2027, 10, 31).unwrap()
+        );
+        assert_eq!(second, berlin(2027, 11, 1, 2, 30));
+    }
+
+    #[test]
+    fn schedules_compare_by_their_text() {
+        assert_eq!(
+            Schedule::parse("0 2 * * *").unwrap(),
+            Schedule::parse(" 0 2 * * * ").unwrap()
+        );
+        assert_ne!(
+            Schedule::parse("0 2 * * *").unwrap(),
+            Schedule::parse("0 3 * * *").unwrap()
+        );
+    }
+}
