@@ -170,8 +170,8 @@ impl<'a> Decoder<'a> {
             match humantime::parse_duration(text.trim()) {
                 Ok(d) if d.is_zero() => Err(format!("`{text}` must be longer than zero")),
                 Ok(d) => Ok(d),
-                Err(e) => Err(format!(
-                    "`{text}` is not a duration ({e}); write e.g. 30s, 10m, 1h30m or 7d"
+                Err(_) => Err(format!(
+                    "`{text}` is not a duration; write e.g. 30s, 10m, 1h30m or 7d"
                 )),
             }
         })
@@ -296,6 +296,35 @@ impl<'a> Decoder<'a> {
             }
         }
         Some(pairs)
+    }
+}
+
+/// Remembers the keys met in a list so that a repeat is reported where it is written, even
+/// when other fields of the repeating item are wrong.
+pub struct Seen<K> {
+    first: Vec<(K, Position)>,
+}
+
+impl<K: PartialEq> Seen<K> {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        Self { first: Vec::new() }
+    }
+
+    /// Records `key` written at `at`; if it was seen before, reports an error built by
+    /// `message` from the key and the line it was first written on.
+    pub fn check(
+        &mut self,
+        decoder: &mut Decoder<'_>,
+        key: K,
+        at: Position,
+        path: &FieldPath,
+        message: impl FnOnce(&K, usize) -> String,
+    ) {
+        match self.first.iter().find(|(seen, _)| *seen == key) {
+            Some((_, first)) => decoder.error(at, path, message(&key, first.line)),
+            None => self.first.push((key, at)),
+        }
     }
 }
 

@@ -10,6 +10,9 @@ mod expand;
 mod schema;
 mod yaml;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use super::decode::{Decoder, FieldPath, Fields};
+use super::decode::{Decoder, FieldPath, Fields, Seen};
 use super::yaml::{self, Node, Position};
 use super::{ApiConfig, Backend, Config, ConfigError, Environment, Instance, Loaded};
 use crate::model::{
-    DbKind, DockerName, InstanceId, Retention, Schedule, Secret, TargetKind, TargetSpec, VolumePath,
+    DbKind, DockerName, InstanceId, Retention, Schedule, Secret, TargetId, TargetKind, TargetSpec,
+    VolumePath,
 };
 
 const GLOBAL_FIELDS: &[&str] = &[
@@ -207,10 +208,18 @@ fn globals(d: &mut Decoder<'_>, f: &Fields<'_>, env: &dyn Environment) -> Option
     let log_retention = f
         .read(d, "logRetention", Decoder::duration)
         .unwrap_or(default::LOG_RETENTION);
+    let mut seen_peers = Seen::new();
     let peers = f
-        .read(d, "peers", |d, n, p| d.list(n, p, peer_url))
+        .read(d, "peers", |d, n, p| {
+            d.list(n, p, |d, n, p| {
+                let url = peer_url(d, n, p)?;
+                seen_peers.check(d, url.clone(), n.position, p, |url, line| {
+                    format!("`{url}` is listed twice (first on line {line})")
+                });
+                Some(url)
+            })
+        })
         .unwrap_or_default();
-    check_unique(d, f, "peers", &peers);
     let node_name = match f.read(d, "nodeName", Decoder::nonempty) {
         Some(name) => Some(name),
         None if f.get("nodeName").is_some() => None,
@@ -228,10 +237,7 @@ fn globals(d: &mut Decoder<'_>, f: &Fields<'_>, env: &dyn Environment) -> Option
     let instances = instances(d, f, &inherited);
 
     Some(Config {
-        instances: instances?
-            .into_iter()
-            .map(|(instance, _)| instance)
-            .collect(),
+        instances: instances?,
         node_name: node_name?,
         max_concurrent_jobs,
         staging_dir,
@@ -247,15 +253,12 @@ fn globals(d: &mut Decoder<'_>, f: &Fields<'_>, env: &dyn Environment) -> Option
 }
 
 /// The `instances` list, with ids checked for uniqueness.
-fn instances(
-    d: &mut Decoder<'_>,
-    f: &Fields<'_>,
-    inherited: &Inherited,
-) -> Option<Vec<(Instance, Position)>> {
+fn instances(d: &mut Decoder<'_>, f: &Fields<'_>, inherited: &Inherited) -> Option<Vec<Instance>> {
     let instances_path = f.path("instances");
+    let mut ids = Seen::new();
     let instances = match f.get("instances") {
         Some(node) => d.list(node, &instances_path, |d, n, p| {
-            instance(d, n, p, inherited)
+            instance(d, n, p, inherited, &mut ids)
         }),
         None if f.key_position("instances").is_some() => Some(Vec::new()),
         None => {
@@ -268,7 +271,6 @@ fn instances(
         }
     };
     if let Some(instances) = &instances {
-        check_unique_ids(d, instances);
         if instances.is_empty() {
             let at = f.key_position("instances").unwrap_or(f.position);
             d.warn(
@@ -368,10 +370,17 @@ fn instance(
     node: &Node,
     path: &FieldPath,
     inherited: &Inherited,
-) -> Option<(Instance, Position)> {
+    ids: &mut Seen<InstanceId>,
+) -> Option<Instance> {
     let f = d.mapping(node, path, INSTANCE_FIELDS)?;
     let id_node = f.required(d, "id");
-    let id = id_node.and_then(|n| d.parse(n, &f.path("id"), InstanceId::parse));
+    let id = id_node.and_then(|n| {
+        let id = d.parse(n, &f.path("id"), InstanceId::parse)?;
+        ids.check(d, id.clone(), n.position, &f.path("id"), |id, line| {
+            format!("duplicate instance id `{id}` (first used on line {line})")
+        });
+        Some(id)
+    });
     let schedule = f
         .required(d, "schedule")
         .and_then(|n| d.parse(n, &f.path("schedule"), Schedule::parse));
@@ -387,14 +396,17 @@ fn instance(
     let stop_attached = f
         .read(d, "stopAttached", Decoder::boolean)
         .unwrap_or(inherited.stop_attached);
+    let is_restic = f.get("repository").is_some();
     let env = f
-        .read(d, "env", |d, n, p| d.string_map(n, p, env_name))
+        .read(d, "env", |d, n, p| {
+            d.string_map(n, p, |name| env_name(name, is_restic))
+        })
         .unwrap_or_default();
-    let targets = f.read(d, "targets", |d, n, p| d.list(n, p, target));
+    let mut target_ids = Seen::new();
+    let targets = f.read(d, "targets", |d, n, p| {
+        d.list(n, p, |d, n, p| target(d, n, p, &mut target_ids))
+    });
     let backend = backend(d, &f, inherited, &env);
-    if let Some(targets) = &targets {
-        check_unique_targets(d, &f.path("targets"), targets);
-    }
 
     let instance = Instance {
         id: id?,
@@ -408,13 +420,9 @@ fn instance(
             .into_iter()
             .map(|(k, v)| (k, Secret::new(v)))
             .collect::<BTreeMap<_, _>>(),
-        targets: targets
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(spec, _)| spec)
-            .collect(),
+        targets: targets.unwrap_or_default(),
     };
-    Some((instance, id_node.map_or(f.position, |n| n.position)))
+    Some(instance)
 }
 
 fn backend(
@@ -445,14 +453,6 @@ fn backend(
         }
         (Some(node), None) => {
             let repository = d.parse(node, &f.path("repository"), restic_repository)?;
-            if let Some((name, _)) = env.iter().find(|(name, _)| name == "RESTIC_REPOSITORY") {
-                let at = f.get("env").map_or(f.position, |n| n.position);
-                d.error(
-                    at,
-                    &f.path("env").key(name),
-                    "conflicts with `repository`; remove it from env",
-                );
-            }
             if !env
                 .iter()
                 .any(|(name, _)| RESTIC_PASSWORD_VARS.contains(&name.as_str()))
@@ -482,135 +482,104 @@ fn backend(
     }
 }
 
-fn target(d: &mut Decoder<'_>, node: &Node, path: &FieldPath) -> Option<(TargetSpec, Position)> {
+fn target(
+    d: &mut Decoder<'_>,
+    node: &Node,
+    path: &FieldPath,
+    seen: &mut Seen<TargetId>,
+) -> Option<TargetSpec> {
     let f = d.mapping(node, path, TARGET_FIELDS)?;
-    let volume = f.read(d, "volume", docker_name);
-    let db = f.read(d, "db", docker_name);
-    let pre_hook = f.read(d, "preHook", Decoder::nonempty);
-    let post_hook = f.read(d, "postHook", Decoder::nonempty);
-    let allow_empty = f.read(d, "allowEmpty", Decoder::boolean).unwrap_or(false);
-    let misplaced = |d: &mut Decoder<'_>, fields: &[&str], kind: &str| {
-        for field in fields {
-            if let Some(at) = f.key_position(field) {
-                d.error(
-                    at,
-                    &f.path(field),
-                    format!("applies to {kind} targets only"),
-                );
-            }
-        }
-    };
-
-    let (mut spec, at) = match (f.get("volume"), f.get("db")) {
+    let (name_node, is_volume) = match (f.get("volume"), f.get("db")) {
         (Some(_), Some(_)) => {
             let at = f.key_position("db").unwrap_or(f.position);
-            d.error(
-                at,
-                &f.path("db"),
-                "set either `volume` or `db` in one target, not both",
-            );
+            let message = "set either `volume` or `db` in one target, not both";
+            d.error(at, &f.path("db"), message);
             return None;
         }
         (None, None) => {
-            d.error(
-                f.position,
-                path,
-                "names nothing to back up; set `volume: <volume name>` or `db: <container name>`",
-            );
+            let message =
+                "names nothing to back up; set `volume: <volume name>` or `db: <container name>`";
+            d.error(f.position, path, message);
             return None;
         }
-        (Some(node), None) => {
-            misplaced(d, &["dbKind", "dumpArgs"], "db");
-            let paths = f.read(d, "paths", |d, n, p| {
-                let paths = d.list(n, p, |d, n, p| d.parse(n, p, VolumePath::parse))?;
-                if paths.is_empty() {
-                    d.error(
-                        n.position,
-                        p,
-                        "lists no path; remove `paths` to back up the whole volume",
-                    );
-                }
-                Some(paths)
-            });
-            let stop_attached = f.read(d, "stopAttached", Decoder::boolean);
-            let mut spec = TargetSpec::volume(volume?);
-            spec.kind = TargetKind::Volume {
-                paths: paths.unwrap_or_else(|| vec![VolumePath::root()]),
-                stop_attached,
-            };
-            (spec, node.position)
-        }
-        (None, Some(node)) => {
-            misplaced(d, &["paths", "stopAttached"], "volume");
-            let kind = f.read(d, "dbKind", |d, n, p| {
-                d.parse(n, p, |text| match text.trim() {
-                    "auto" => Ok(None),
-                    other => other.parse::<DbKind>().map(Some),
-                })
-            });
-            let dump_args = f.read(d, "dumpArgs", |d, n, p| d.list(n, p, Decoder::text));
-            let mut spec = TargetSpec::db(db?);
-            spec.kind = TargetKind::Db {
-                kind: kind.flatten(),
-                dump_args: dump_args.unwrap_or_default(),
-            };
-            (spec, node.position)
-        }
+        (Some(node), None) => (node, true),
+        (None, Some(node)) => (node, false),
     };
-    spec.pre_hook = pre_hook;
-    spec.post_hook = post_hook;
-    spec.allow_empty = allow_empty;
-    Some((spec, at))
-}
-
-fn check_unique_ids(d: &mut Decoder<'_>, instances: &[(Instance, Position)]) {
-    for (index, (instance, at)) in instances.iter().enumerate() {
-        if let Some((_, first)) = instances[..index]
-            .iter()
-            .find(|(other, _)| other.id == instance.id)
-        {
-            let path = FieldPath::default().key("instances").index(index).key("id");
-            d.error(
-                *at,
-                &path,
-                format!(
-                    "duplicate instance id `{}` (first used on line {})",
-                    instance.id, first.line
-                ),
-            );
-        }
-    }
-}
-
-fn check_unique_targets(d: &mut Decoder<'_>, path: &FieldPath, targets: &[(TargetSpec, Position)]) {
-    for (index, (spec, at)) in targets.iter().enumerate() {
-        if let Some((_, first)) = targets[..index]
-            .iter()
-            .find(|(other, _)| other.id == spec.id)
-        {
-            d.error(
-                *at,
-                &path.index(index),
-                format!(
-                    "`{}` is listed twice in this instance (first on line {})",
-                    spec.id, first.line
-                ),
-            );
-        }
-    }
-}
-
-fn check_unique(d: &mut Decoder<'_>, f: &Fields<'_>, name: &str, values: &[String]) {
-    for (index, value) in values.iter().enumerate() {
-        if values[..index].contains(value) {
-            let at = f.get(name).map_or(f.position, |n| n.position);
+    let field = if is_volume { "volume" } else { "db" };
+    let name = docker_name(d, name_node, &f.path(field));
+    let (own, other, other_kind) = if is_volume {
+        (["paths", "stopAttached"], ["dbKind", "dumpArgs"], "db")
+    } else {
+        (["dbKind", "dumpArgs"], ["paths", "stopAttached"], "volume")
+    };
+    for misplaced in other {
+        if let Some(at) = f.key_position(misplaced) {
             d.error(
                 at,
-                &f.path(name).index(index),
-                format!("`{value}` is listed twice"),
+                &f.path(misplaced),
+                format!("applies to {other_kind} targets only"),
             );
         }
     }
+    let [first, second] = own;
+    let kind = if is_volume {
+        TargetKind::Volume {
+            paths: f
+                .read(d, first, volume_paths)
+                .unwrap_or_else(|| vec![VolumePath::root()]),
+            stop_attached: f.read(d, second, Decoder::boolean),
+        }
+    } else {
+        TargetKind::Db {
+            kind: f.read(d, first, db_kind),
+            dump_args: f
+                .read(d, second, |d, n, p| d.list(n, p, Decoder::text))
+                .unwrap_or_default(),
+        }
+    };
+    let pre_hook = f.read(d, "preHook", Decoder::nonempty);
+    let post_hook = f.read(d, "postHook", Decoder::nonempty);
+    let allow_empty = f.read(d, "allowEmpty", Decoder::boolean).unwrap_or(false);
+
+    let id = if is_volume {
+        TargetId::Volume(name?)
+    } else {
+        TargetId::Db(name?)
+    };
+    seen.check(d, id.clone(), name_node.position, path, |id, line| {
+        format!("`{id}` is listed twice in this instance (first on line {line})")
+    });
+    Some(TargetSpec {
+        id,
+        kind,
+        pre_hook,
+        post_hook,
+        allow_empty,
+    })
+}
+
+/// A target's `paths`: at least one, each inside the volume.
+fn volume_paths(d: &mut Decoder<'_>, node: &Node, path: &FieldPath) -> Option<Vec<VolumePath>> {
+    let paths = d.list(node, path, |d, n, p| d.parse(n, p, VolumePath::parse))?;
+    if paths.is_empty() {
+        d.error(
+            node.position,
+            path,
+            "lists no path; remove `paths` to back up the whole volume",
+        );
+        return None;
+    }
+    Some(paths)
+}
+
+/// `dbKind`: a supported engine, or `None` for `auto` (detect it from the image) and for an
+/// unsupported value (already reported).
+fn db_kind(d: &mut Decoder<'_>, node: &Node, path: &FieldPath) -> Option<DbKind> {
+    d.parse(node, path, |text| match text.trim() {
+        "auto" => Ok(None),
+        other => other.parse::<DbKind>().map(Some),
+    })
+    .flatten()
 }
 
 fn timezone(d: &mut Decoder<'_>, node: &Node, path: &FieldPath) -> Option<Tz> {
@@ -691,7 +660,8 @@ fn restic_repository(text: &str) -> Result<String, String> {
     }
 }
 
-fn env_name(name: &str) -> Result<(), String> {
+/// Checks an `env` key; `is_restic` forbids `RESTIC_REPOSITORY`, which `repository` sets.
+fn env_name(name: &str, is_restic: bool) -> Result<(), String> {
     let valid = name
         .chars()
         .next()
@@ -699,6 +669,8 @@ fn env_name(name: &str) -> Result<(), String> {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
         Err(format!("`{name}` is not a valid environment variable name"))
+    } else if is_restic && name == "RESTIC_REPOSITORY" {
+        Err("conflicts with `repository`; remove it from env".into())
     } else if RESERVED_ENV.contains(&name) {
         Err(format!(
             "`{name}` is set by Marina for the backup container and cannot be overridden"

@@ -82,7 +82,7 @@ impl Schedule {
             .parse(expression)
             .map_err(|e| ScheduleError::Invalid {
                 expression: expression.to_owned(),
-                reason: e.to_string(),
+                reason: culprit(parser, expression).unwrap_or_else(|| e.to_string()),
             })?;
         let schedule = Self {
             expression: expression.to_owned(),
@@ -110,6 +110,43 @@ impl Schedule {
         &self.expression
     }
 }
+
+/// croner says what is wrong but not where: find the first field that fails on its own (the
+/// others replaced by `*`) and name it with its range.
+fn culprit(parser: CronParser, expression: &str) -> Option<String> {
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let names: &[(&str, &str)] = match fields.len() {
+        5 => &FIELDS[1..],
+        6 => &FIELDS,
+        _ => return None,
+    };
+    (0..fields.len()).find_map(|index| {
+        let alone: Vec<&str> = (0..fields.len())
+            .map(|i| if i == index { fields[i] } else { "*" })
+            .collect();
+        let error = parser.parse(&alone.join(" ")).err()?;
+        let (name, range) = names[index];
+        let detail = error.to_string();
+        let detail = detail
+            .trim_start_matches("Component error: ")
+            .trim_end_matches('.');
+        Some(format!(
+            "the {name} field `{}` is invalid ({detail}; allowed: {range})",
+            fields[index]
+        ))
+    })
+}
+
+/// Cron fields in order, with the values each allows; the seconds field is only present in
+/// 6-field expressions.
+const FIELDS: [(&str, &str); 6] = [
+    ("seconds", "0-59"),
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31, L, W"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day-of-week", "0-7 or SUN-SAT, L, #"),
+];
 
 impl PartialEq for Schedule {
     fn eq(&self, other: &Self) -> bool {
@@ -166,6 +203,20 @@ mod tests {
         ] {
             assert!(Schedule::parse(ok).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn invalid_fields_are_named() {
+        let err = Schedule::parse("0 25 * * *").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`0 25 * * *` is not a valid cron expression: the hour field `25` is invalid (Number out of bounds; allowed: 0-23)"
+        );
+        let err = Schedule::parse("0 0 2 * * FOO").unwrap_err().to_string();
+        assert!(
+            err.contains("the day-of-week field `FOO` is invalid"),
+            "{err}"
+        );
     }
 
     #[test]
