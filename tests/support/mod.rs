@@ -1,0 +1,75 @@
+//! Helpers for black-box tests against the real Docker engine (TESTING.md): unique names so
+//! parallel tests and leftovers never collide, and guards that remove what a test created
+//! even when it fails.
+
+#![allow(dead_code)] // Each test binary uses its own subset of these helpers.
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The busybox scratch image built by `scripts/test-images.sh`.
+pub const BUSYBOX_IMAGE: &str = "marina-test/busybox:latest";
+
+/// Every Docker object a test creates carries this prefix, so leftovers are easy to find.
+pub const PREFIX: &str = "marina-test";
+
+/// A name no other test (or earlier run) uses: prefix, process id, counter.
+pub fn unique_name(what: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{PREFIX}-{what}-{}-{n}", std::process::id())
+}
+
+/// Runs `docker` with `args`, failing the test with the command's stderr if it fails.
+pub fn docker(args: &[&str]) -> String {
+    let output = docker_output(args);
+    assert!(
+        output.status.success(),
+        "`docker {}` failed ({}): {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs `docker` with `args` and returns whatever happened.
+pub fn docker_output(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the docker CLI: {e}"))
+}
+
+/// Fails the test early, with the fix, when the engine or the test images are missing.
+pub fn require_engine_and_images() {
+    let info = docker_output(&["info", "--format", "{{.ServerVersion}}"]);
+    assert!(
+        info.status.success(),
+        "no Docker engine answers (`docker info` failed: {}); start one, e.g. by running .ci/run",
+        String::from_utf8_lossy(&info.stderr).trim()
+    );
+    let image = docker_output(&["image", "inspect", BUSYBOX_IMAGE]);
+    assert!(
+        image.status.success(),
+        "test image {BUSYBOX_IMAGE} is missing; build it with `make test-images`"
+    );
+}
+
+/// Removes a container when dropped.
+pub struct ContainerGuard(pub String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = docker_output(&["rm", "--force", "--volumes", &self.0]);
+    }
+}
+
+/// Removes a volume when dropped.
+pub struct VolumeGuard(pub String);
+
+impl Drop for VolumeGuard {
+    fn drop(&mut self) {
+        let _ = docker_output(&["volume", "rm", "--force", &self.0]);
+    }
+}
