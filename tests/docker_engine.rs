@@ -83,7 +83,7 @@ fn labels_on_a_real_volume_become_a_target_intent() {
         panic!("expected a target from {labels:?}");
     };
     assert_eq!(spec.id.to_string(), format!("volume:{volume}"));
-    let ids: Vec<&str> = instances.iter().map(|i| i.as_str()).collect();
+    let ids: Vec<&str> = instances.iter().map(marina::model::InstanceId::as_str).collect();
     assert_eq!(ids, ["nightly", "offsite"]);
     assert_eq!(
         spec.kind,

@@ -73,3 +73,28 @@ impl Drop for VolumeGuard {
         let _ = docker_output(&["volume", "rm", "--force", &self.0]);
     }
 }
+
+/// The database image built by `scripts/test-images.sh`: `docker run marina-test/db KIND`
+/// starts a real postgres, mariadb or redis server.
+pub const DB_IMAGE: &str = "marina-test/db:latest";
+
+/// Runs `docker exec` in `container` until `args` succeeds, for about `seconds`; fails the
+/// test with the container's logs otherwise.
+pub fn wait_until_exec_succeeds(container: &str, args: &[&str], seconds: u64) {
+    let mut command = vec!["exec", container];
+    command.extend_from_slice(args);
+    // Four attempts a second; counting attempts keeps the clock out of the tests.
+    for _ in 0..seconds * 4 {
+        if docker_output(&command).status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let logs = docker_output(&["logs", "--tail", "50", container]);
+    panic!(
+        "`{}` did not succeed in {container} within {seconds}s; its logs:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
+}
