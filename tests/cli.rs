@@ -1,5 +1,7 @@
 //! The `marina` binary as users run it: exit codes, output, config path precedence.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // In tests a panic is the failure report.
+
 use std::path::Path;
 
 use assert_cmd::Command;

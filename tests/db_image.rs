@@ -1,6 +1,8 @@
 //! The database test image runs real PostgreSQL, MariaDB and Redis servers whose own dump
 //! tools work through `docker exec` — the ground the database backup tests stand on.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // In tests a panic is the failure report.
+
 mod support;
 
 use support::{

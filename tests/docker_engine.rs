@@ -1,6 +1,8 @@
 //! The pipeline to the real Docker engine works: a container runs from the locally built
 //! busybox image, and labels set on a real volume are read by Marina's label model.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // In tests a panic is the failure report.
+
 mod support;
 
 use std::collections::HashMap;
@@ -83,7 +85,10 @@ fn labels_on_a_real_volume_become_a_target_intent() {
         panic!("expected a target from {labels:?}");
     };
     assert_eq!(spec.id.to_string(), format!("volume:{volume}"));
-    let ids: Vec<&str> = instances.iter().map(marina::model::InstanceId::as_str).collect();
+    let ids: Vec<&str> = instances
+        .iter()
+        .map(marina::model::InstanceId::as_str)
+        .collect();
     assert_eq!(ids, ["nightly", "offsite"]);
     assert_eq!(
         spec.kind,
