@@ -22,4 +22,6 @@
 
 pub mod clock;
 pub mod config;
+pub mod docker;
 pub mod model;
+pub mod reconcile;

@@ -2,8 +2,7 @@
 //! container ask for. Pure translation of a label map into a target intent or a list of
 //! precise problems; the Docker adapter supplies the labels, the reconciler decides.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasher;
+use std::collections::BTreeMap;
 
 use super::{DbKind, DockerName, InstanceId, TargetKind, TargetSpec, VolumePath};
 
@@ -13,6 +12,9 @@ pub const PREFIX: &str = "dev.polarfox.marina.";
 /// Label Marina puts on the backend and helper containers it starts, with the job id as value;
 /// such containers are Marina's own, never targets (SPEC §4.2).
 pub const JOB_LABEL: &str = "dev.polarfox.marina.job";
+
+/// [`JOB_LABEL`] without the prefix.
+const JOB_LABEL_KEY: &str = "job";
 
 /// The Docker object that carries the labels; it decides which labels apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,20 +71,22 @@ const EITHER: [&str; 5] = ["enabled", "instanceID", "pre", "post", "allowEmpty"]
 
 /// Reads the Marina labels of a volume or container.
 #[must_use]
-pub fn parse<S: BuildHasher>(
+pub fn parse<'a>(
     object: LabelledObject<'_>,
-    labels: &HashMap<String, String, S>,
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) -> LabelIntent {
     // Sorted, so problems come out in a stable order.
     let ours: BTreeMap<&str, &str> = labels
-        .iter()
+        .into_iter()
         .filter_map(|(key, value)| Some((key.strip_prefix(PREFIX)?, value.as_str())))
         .collect();
     if ours.is_empty() {
         return LabelIntent::Unlabelled;
     }
-    if let Some(job) = labels.get(JOB_LABEL) {
-        return LabelIntent::MarinaOwned { job: job.clone() };
+    if let Some(job) = ours.get(JOB_LABEL_KEY) {
+        return LabelIntent::MarinaOwned {
+            job: (*job).to_owned(),
+        };
     }
     let mut reader = Reader {
         labels: &ours,
@@ -275,6 +279,8 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use crate::model::TargetId;
 

@@ -3,12 +3,16 @@
 
 mod ids;
 pub mod labels;
+mod observed;
 mod retention;
 mod schedule;
 mod secret;
 mod target;
 
 pub use ids::{DockerName, IdError, InstanceId, TargetId};
+pub use observed::{
+    ContainerInfo, ContainerState, Inventory, InventoryChange, VolumeInfo, VolumeMount,
+};
 pub use retention::{Retention, RetentionError};
 pub use schedule::{Schedule, ScheduleError};
 pub use secret::Secret;

@@ -1,0 +1,1 @@
+//! The Docker adapter: the only module that talks to the Docker engine (through bollard).
