@@ -78,12 +78,12 @@ mod default {
     pub const MAX_CONCURRENT_JOBS: usize = 2;
     pub const STAGING_DIR: &str = "/backup";
     pub const HELPER_IMAGE: &str = "alpine:3.20";
-    pub const RESYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
+    pub const RESYNC_INTERVAL: Duration = Duration::from_mins(5);
     pub const DB_PATH: &str = "/var/lib/marina/marina.db";
     pub const RESTIC_BINARY: &str = "restic";
-    pub const RESTIC_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5 * 60);
-    pub const LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+    pub const RESTIC_TIMEOUT: Duration = Duration::from_hours(1);
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_mins(5);
+    pub const LOG_RETENTION: Duration = Duration::from_hours(30 * 24);
     pub const API_PORT: u16 = 8080;
     pub const API_BIND: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 }
@@ -270,16 +270,14 @@ fn instances(d: &mut Decoder<'_>, f: &Fields<'_>, inherited: &Inherited) -> Opti
             None
         }
     };
-    if let Some(instances) = &instances {
-        if instances.is_empty() {
-            let at = f.key_position("instances").unwrap_or(f.position);
-            d.warn(
-                Some(at),
-                &instances_path,
-                "no instances are defined; nothing will be backed up",
-            );
-        }
+    if let Some(instances) = &instances
+        && instances.is_empty()
+    {
+        let at = f.key_position("instances").unwrap_or(f.position);
+        let message = "no instances are defined; nothing will be backed up";
+        d.warn(Some(at), &instances_path, message);
     }
+
     instances
 }
 

@@ -71,7 +71,7 @@ fn a_marina_09_config_is_accepted_unchanged() {
 
     let nightly = &config.instances[0];
     assert_eq!(nightly.timezone, chrono_tz::Europe::Berlin);
-    assert_eq!(nightly.timeout, Some(Duration::from_secs(7200)));
+    assert_eq!(nightly.timeout, Some(Duration::from_hours(2)));
     assert_eq!(nightly.env["RESTIC_PASSWORD"].expose(), "restic-secret-1");
     assert_eq!(nightly.env["AWS_ACCESS_KEY_ID"].expose(), "minio");
     let Backend::Restic {
@@ -83,7 +83,7 @@ fn a_marina_09_config_is_accepted_unchanged() {
         panic!("nightly is a restic instance");
     };
     assert_eq!(retention.to_string(), "7d:4w:6m");
-    assert_eq!(*command_timeout, Duration::from_secs(3600));
+    assert_eq!(*command_timeout, Duration::from_hours(1));
     assert_eq!(
         nightly.targets[0].kind,
         TargetKind::Volume {
@@ -210,17 +210,17 @@ stopAttached: yes
     };
     assert_eq!(
         restic(inherits),
-        ("3d:2w:1m:1y".into(), Duration::from_secs(7200))
+        ("3d:2w:1m:1y".into(), Duration::from_hours(2))
     );
     assert_eq!(inherits.timezone, chrono_tz::America::New_York);
-    assert_eq!(inherits.timeout, Some(Duration::from_secs(3 * 3600)));
+    assert_eq!(inherits.timeout, Some(Duration::from_hours(3)));
     assert!(inherits.catch_up && inherits.stop_attached);
     assert_eq!(
         restic(overrides),
-        ("1d:0w:0m".into(), Duration::from_secs(300))
+        ("1d:0w:0m".into(), Duration::from_mins(5))
     );
     assert_eq!(overrides.timezone, chrono_tz::Asia::Tokyo);
-    assert_eq!(overrides.timeout, Some(Duration::from_secs(1800)));
+    assert_eq!(overrides.timeout, Some(Duration::from_mins(30)));
     assert!(!overrides.catch_up && !overrides.stop_attached);
 }
 
@@ -231,9 +231,9 @@ fn built_in_defaults_apply() {
     assert_eq!(config.max_concurrent_jobs.get(), 2);
     assert_eq!(config.staging_dir, std::path::Path::new("/backup"));
     assert_eq!(config.helper_image, "alpine:3.20");
-    assert_eq!(config.resync_interval, Duration::from_secs(300));
-    assert_eq!(config.shutdown_grace, Duration::from_secs(300));
-    assert_eq!(config.log_retention, Duration::from_secs(30 * 86400));
+    assert_eq!(config.resync_interval, Duration::from_mins(5));
+    assert_eq!(config.shutdown_grace, Duration::from_mins(5));
+    assert_eq!(config.log_retention, Duration::from_hours(30 * 24));
     assert_eq!(config.api.bind.to_string(), "0.0.0.0");
     assert_eq!(config.api.port, 8080);
     assert_eq!(config.api.auth_password, None);

@@ -104,6 +104,12 @@ impl Schedule {
         self.cron.find_next_occurrence(after, false).ok()
     }
 
+    /// The last time at or before `at` at which the schedule fired, in the zone of `at`.
+    #[must_use]
+    pub fn previous_at_or_before<Tz: TimeZone>(&self, at: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        self.cron.find_previous_occurrence(at, true).ok()
+    }
+
     /// The expression as written.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -286,6 +292,19 @@ mod tests {
             chrono::NaiveDate::from_ymd_opt(2027, 10, 31).unwrap()
         );
         assert_eq!(second, berlin(2027, 11, 1, 2, 30));
+    }
+
+    #[test]
+    fn previous_occurrence_is_found() {
+        let schedule = Schedule::parse("0 2 * * *").unwrap();
+        let previous = schedule
+            .previous_at_or_before(&berlin(2027, 1, 10, 12, 0))
+            .unwrap();
+        assert_eq!(previous, berlin(2027, 1, 10, 2, 0));
+        let exact = schedule
+            .previous_at_or_before(&berlin(2027, 1, 10, 2, 0))
+            .unwrap();
+        assert_eq!(exact, berlin(2027, 1, 10, 2, 0));
     }
 
     #[test]

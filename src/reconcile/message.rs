@@ -25,6 +25,13 @@ pub enum Message {
     },
     /// An operator asked for something.
     Command(Command),
+    /// The executor finished an instance's job.
+    JobFinished {
+        /// Whose job.
+        instance: InstanceId,
+        /// Whether it backed up everything (`success`).
+        succeeded: bool,
+    },
 }
 
 /// Requests from operators (API, CLI).

@@ -1,0 +1,181 @@
+//! The controller task: the single writer of the state. It takes messages from the inbox in
+//! batches, rebuilds the graph, runs the pure `reconcile`, applies its decisions, starts
+//! queued jobs within the limits, and publishes a snapshot. Between messages it sleeps until
+//! the earliest next run — no polling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::decide::reconcile;
+use super::graph::Target;
+use super::message::Message;
+use super::queue::Queued;
+use super::snapshot::Snapshot;
+use super::state::{Decision, NextRun, State};
+use crate::clock::Clock;
+use crate::config::Instance;
+
+/// At most this many messages are applied before the state is reconciled and published, so
+/// a burst (a relist of thousands of volumes, say) cannot starve readers.
+const BATCH: usize = 1024;
+
+/// Even with nothing due, look again this often, so a wall-clock jump (NTP correction, a
+/// suspended VM) delays a run by at most this much.
+const MAX_SLEEP: Duration = Duration::from_mins(1);
+
+/// A job handed to the executor: the instance as configured when it was started (a reload
+/// does not change a running job) and its targets as observed then.
+#[derive(Debug, Clone)]
+pub struct JobOrder {
+    /// The instance's settings.
+    pub instance: Instance,
+    /// Its targets with their observed status.
+    pub targets: Vec<Target>,
+    /// When it became due and why.
+    pub job: Queued,
+}
+
+/// The controller and its connections.
+pub struct Controller {
+    state: State,
+    inbox: mpsc::Receiver<Message>,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    /// Where started jobs go; `None` keeps due jobs waiting in the queue (no executor).
+    executor: Option<mpsc::UnboundedSender<JobOrder>>,
+    clock: Clock,
+}
+
+impl Controller {
+    /// A controller starting from `state`, reading `inbox`. Returns it with the receiver
+    /// readers use to get snapshots.
+    #[must_use]
+    pub fn new(
+        state: State,
+        inbox: mpsc::Receiver<Message>,
+        executor: Option<mpsc::UnboundedSender<JobOrder>>,
+        clock: Clock,
+    ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
+        let (snapshots, receiver) = watch::channel(Arc::new(Snapshot::build(&state, clock.now())));
+        let controller = Self {
+            state,
+            inbox,
+            snapshots,
+            executor,
+            clock,
+        };
+        (controller, receiver)
+    }
+
+    /// Runs until `shutdown` is cancelled or every sender of the inbox is gone.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            self.step();
+            let sleep = self.time_to_next_run();
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                message = self.inbox.recv() => {
+                    let Some(message) = message else { break };
+                    self.take_batch(message);
+                }
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+        debug!("Controller stopped.");
+    }
+
+    fn time_to_next_run(&self) -> Duration {
+        self.state
+            .next_wakeup()
+            .map_or(MAX_SLEEP, |at| {
+                (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO)
+            })
+            .min(MAX_SLEEP)
+    }
+
+    /// Applies `first` and whatever else is already waiting, up to [`BATCH`].
+    fn take_batch(&mut self, first: Message) {
+        let now = self.clock.now();
+        self.state.apply(first, now);
+        for _ in 1..BATCH {
+            match self.inbox.try_recv() {
+                Ok(message) => self.state.apply(message, now),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Reconciles, starts what may start, and publishes.
+    fn step(&mut self) {
+        let now = self.clock.now();
+        self.state.refresh_graph();
+        for decision in reconcile(&self.state, now) {
+            log_decision(&decision);
+            self.state.apply_decision(decision);
+        }
+        self.start_jobs();
+        let snapshot = Arc::new(Snapshot::build(&self.state, now));
+        self.snapshots.send_replace(snapshot);
+    }
+
+    fn start_jobs(&mut self) {
+        let Some(executor) = &self.executor else {
+            return;
+        };
+        while let Some((id, job)) = self.state.queue.next_to_start() {
+            let Some(instance) = self.state.instance(&id).cloned() else {
+                self.state.queue.finished(&id);
+                continue;
+            };
+            let targets = self
+                .state
+                .graph
+                .targets
+                .get(&id)
+                .cloned()
+                .unwrap_or_default();
+            info!(instance = %id, trigger = ?job.trigger, due = %job.due, "Starting backup job.");
+            if executor
+                .send(JobOrder {
+                    instance,
+                    targets,
+                    job,
+                })
+                .is_err()
+            {
+                warn!(instance = %id, "The executor has stopped; the job stays queued.");
+                self.state.queue.finished(&id);
+                self.state.queue.push(id, job);
+                return;
+            }
+        }
+    }
+}
+
+fn log_decision(decision: &Decision) {
+    match decision {
+        Decision::Schedule {
+            instance,
+            next_run: NextRun::At(at),
+        } => {
+            debug!(instance = %instance, next_run = %at, "Next run scheduled.");
+        }
+        Decision::Schedule {
+            instance,
+            next_run: NextRun::Never,
+        } => {
+            warn!(instance = %instance, "The schedule has no future occurrence; the instance will not run.");
+        }
+        Decision::Schedule { .. } | Decision::CatchUpChecked => {}
+        Decision::Enqueue { instance, job } => {
+            info!(instance = %instance, trigger = ?job.trigger, due = %job.due, "Backup is due; queued.");
+        }
+        Decision::WarnUnassigned { target, instance } => {
+            warn!(target = %target, instance = %instance, "A labelled target names an instance that is not configured; it is not backed up. Fix the label or add the instance.");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! `reconcile`: the pure decision function. Given the state and the time, it says what
+//! should change — next runs, due jobs, one-time warnings — without doing anything. It is
+//! level-triggered: it never asks why it was called, and calling it twice in a row returns
+//! nothing new the second time once the first decisions are applied.
+
+use chrono::{DateTime, Utc};
+
+use super::queue::{Queued, Trigger};
+use super::state::{Decision, NextRun, State};
+use crate::config::Instance;
+
+/// What should change, given `state` at `now`.
+#[must_use]
+pub fn reconcile(state: &State, now: DateTime<Utc>) -> Vec<Decision> {
+    let Some(config) = state.config.as_ref().filter(|_| state.is_ready()) else {
+        // Don't act before seeing the whole world (DESIGN.md).
+        return Vec::new();
+    };
+    let mut decisions = Vec::new();
+    for instance in &config.instances {
+        let Some(runtime) = state.instances.get(&instance.id) else {
+            continue;
+        };
+        match runtime.next_run {
+            NextRun::Unknown => decisions.push(Decision::Schedule {
+                instance: instance.id.clone(),
+                next_run: next_run_after(instance, now),
+            }),
+            NextRun::At(due) if due <= now => {
+                let job = Queued {
+                    due,
+                    trigger: Trigger::Schedule,
+                };
+                decisions.push(Decision::Enqueue {
+                    instance: instance.id.clone(),
+                    job,
+                });
+                // Feed the fired occurrence back as the start, so a DST repeat fires once;
+                // if Marina was busy past further occurrences, they are covered by this job.
+                let following = match next_run_after(instance, due) {
+                    NextRun::At(next) if next <= now => next_run_after(instance, now),
+                    other => other,
+                };
+                decisions.push(Decision::Schedule {
+                    instance: instance.id.clone(),
+                    next_run: following,
+                });
+            }
+            NextRun::At(_) | NextRun::Never => {}
+        }
+        if !state.catch_up_checked && missed_a_run(state, instance, now) {
+            let job = Queued {
+                due: now,
+                trigger: Trigger::CatchUp,
+            };
+            decisions.push(Decision::Enqueue {
+                instance: instance.id.clone(),
+                job,
+            });
+        }
+    }
+    if !state.catch_up_checked {
+        decisions.push(Decision::CatchUpChecked);
+    }
+    for unassigned in &state.graph.unassigned {
+        for instance in &unassigned.unknown_instances {
+            let key = (unassigned.target.clone(), instance.clone());
+            if !state.warned_unassigned.contains(&key) {
+                decisions.push(Decision::WarnUnassigned {
+                    target: key.0,
+                    instance: key.1,
+                });
+            }
+        }
+    }
+    decisions
+}
+
+/// The first occurrence of the instance's schedule strictly after `after`, in its zone.
+#[must_use]
+pub fn next_run_after(instance: &Instance, after: DateTime<Utc>) -> NextRun {
+    instance
+        .schedule
+        .next_after(&after.with_timezone(&instance.timezone))
+        .map_or(NextRun::Never, |next| NextRun::At(next.to_utc()))
+}
+
+/// Whether the instance's schedule fired since its last success while Marina was not
+/// running it (SPEC §5). An instance that never succeeded has nothing to catch up: it is
+/// new, and its first run comes at its scheduled time.
+fn missed_a_run(state: &State, instance: &Instance, now: DateTime<Utc>) -> bool {
+    if !instance.catch_up {
+        return false;
+    }
+    let Some(last_success) = state.history.get(&instance.id).and_then(|h| h.last_success) else {
+        return false;
+    };
+    instance
+        .schedule
+        .previous_at_or_before(&now.with_timezone(&instance.timezone))
+        .is_some_and(|previous| previous.to_utc() > last_success)
+}

@@ -1,0 +1,264 @@
+//! The state graph: desired state (config instances and labelled targets) joined with the
+//! observed state (volumes and containers). A pure function of its inputs, rebuilt whenever
+//! either changes; the reconciler decides on it and readers see it through snapshots.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::status::{Condition, ConditionType};
+use crate::config::Config;
+use crate::model::labels::{self, LabelIntent, LabelProblem, LabelledObject};
+use crate::model::{
+    ContainerState, DbKind, InstanceId, Inventory, TargetId, TargetKind, TargetSpec,
+};
+
+/// Where a target was declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TargetSource {
+    /// Only in `config.yml`.
+    Config,
+    /// Only by Docker labels.
+    Label,
+    /// Both; the config's settings win (SPEC §2).
+    ConfigAndLabel,
+}
+
+/// A target of one instance, with what Docker says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The effective settings (config wins over labels).
+    pub spec: TargetSpec,
+    /// Where it was declared.
+    pub source: TargetSource,
+    /// For a database: the engine, as configured or detected from the image.
+    pub db_kind: Option<DbKind>,
+    /// `Ready`, with the reason when it is not.
+    pub ready: Condition,
+}
+
+/// A labelled target that names instances the config does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnassignedTarget {
+    /// The target.
+    pub target: TargetId,
+    /// The instance ids its label names that no instance has.
+    pub unknown_instances: Vec<InstanceId>,
+}
+
+/// A volume or container that opted in with labels that are wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvalidLabels {
+    /// `volume:<name>` or `container:<name>`.
+    pub object: String,
+    /// Every wrong label.
+    pub problems: Vec<String>,
+}
+
+/// The joined view of desired and observed state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graph {
+    /// Each configured instance's targets, in config order (config targets first, then
+    /// labelled ones by id).
+    pub targets: BTreeMap<InstanceId, Vec<Target>>,
+    /// Labelled targets naming unknown instances.
+    pub unassigned: Vec<UnassignedTarget>,
+    /// Objects whose Marina labels are wrong.
+    pub invalid: Vec<InvalidLabels>,
+    /// Volumes no target covers and no label opts out of (coverage).
+    pub unprotected_volumes: Vec<String>,
+}
+
+/// Joins `config` and `inventory`.
+#[must_use]
+pub fn build(config: &Config, inventory: &Inventory) -> Graph {
+    let labelled = labelled_targets(inventory);
+    let known: BTreeSet<&InstanceId> = config.instances.iter().map(|i| &i.id).collect();
+    let mut graph = Graph {
+        invalid: labelled.invalid,
+        ..Graph::default()
+    };
+    let mut covered: BTreeSet<&str> = labelled.opted_out.iter().map(String::as_str).collect();
+
+    for instance in &config.instances {
+        let mut targets: Vec<Target> = instance
+            .targets
+            .iter()
+            .map(|spec| {
+                let labelled_too = labelled
+                    .targets
+                    .iter()
+                    .any(|(s, ids)| s.id == spec.id && ids.contains(&instance.id));
+                let source = if labelled_too {
+                    TargetSource::ConfigAndLabel
+                } else {
+                    TargetSource::Config
+                };
+                observe(spec.clone(), source, inventory)
+            })
+            .collect();
+        for (spec, ids) in &labelled.targets {
+            let in_config = instance.targets.iter().any(|t| t.id == spec.id);
+            if ids.contains(&instance.id) && !in_config {
+                targets.push(observe(spec.clone(), TargetSource::Label, inventory));
+            }
+        }
+        graph.targets.insert(instance.id.clone(), targets);
+    }
+    for (spec, ids) in &labelled.targets {
+        let unknown: Vec<InstanceId> = ids
+            .iter()
+            .filter(|id| !known.contains(id))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            graph.unassigned.push(UnassignedTarget {
+                target: spec.id.clone(),
+                unknown_instances: unknown,
+            });
+        }
+    }
+    for spec in config
+        .instances
+        .iter()
+        .flat_map(|i| &i.targets)
+        .chain(labelled.targets.iter().map(|(s, _)| s))
+    {
+        if let TargetId::Volume(name) = &spec.id {
+            covered.insert(name.as_str());
+        }
+    }
+    graph.unprotected_volumes = inventory
+        .volumes
+        .keys()
+        .filter(|name| !covered.contains(name.as_str()))
+        .cloned()
+        .collect();
+    graph
+}
+
+/// What the labels in the inventory ask for.
+struct Labelled {
+    /// Valid labelled targets with the instance ids they name, sorted by target id.
+    targets: Vec<(TargetSpec, Vec<InstanceId>)>,
+    invalid: Vec<InvalidLabels>,
+    /// Volumes whose labels opt out explicitly: they have a policy, so they are covered.
+    opted_out: Vec<String>,
+}
+
+fn labelled_targets(inventory: &Inventory) -> Labelled {
+    let mut result = Labelled {
+        targets: Vec::new(),
+        invalid: Vec::new(),
+        opted_out: Vec::new(),
+    };
+    let volumes = inventory.volumes.values().map(|v| {
+        (
+            LabelledObject::Volume(&v.name),
+            format!("volume:{}", v.name),
+            &v.labels,
+            Some(&v.name),
+        )
+    });
+    let containers = inventory.containers.values().map(|c| {
+        (
+            LabelledObject::Container(&c.name),
+            format!("container:{}", c.name),
+            &c.labels,
+            None,
+        )
+    });
+    for (object, description, object_labels, volume_name) in volumes.chain(containers) {
+        match labels::parse(object, object_labels) {
+            LabelIntent::Target { spec, instances } => result.targets.push((spec, instances)),
+            LabelIntent::Invalid(problems) => result.invalid.push(InvalidLabels {
+                object: description,
+                problems: problems.iter().map(LabelProblem::to_string).collect(),
+            }),
+            LabelIntent::Disabled => result.opted_out.extend(volume_name.cloned()),
+            LabelIntent::Unlabelled | LabelIntent::MarinaOwned { .. } => {}
+        }
+    }
+    result.targets.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    result
+}
+
+/// Pairs a target with what Docker reports about its volume or container.
+fn observe(spec: TargetSpec, source: TargetSource, inventory: &Inventory) -> Target {
+    let (db_kind, ready) = match (&spec.id, &spec.kind) {
+        (TargetId::Volume(name), _) => {
+            let ready = if inventory.volumes.contains_key(name.as_str()) {
+                Condition::holds(
+                    ConditionType::Ready,
+                    "VolumeFound",
+                    format!("volume {name} exists"),
+                )
+            } else {
+                Condition::fails(
+                    ConditionType::Ready,
+                    "VolumeNotFound",
+                    format!("volume {name} does not exist"),
+                )
+            };
+            (None, ready)
+        }
+        (TargetId::Db(name), TargetKind::Db { kind, .. }) => {
+            db_status(name.as_str(), *kind, inventory)
+        }
+        (TargetId::Db(name), TargetKind::Volume { .. }) => (
+            None,
+            Condition::fails(
+                ConditionType::Ready,
+                "InvalidTarget",
+                format!("db target {name} has volume settings"),
+            ),
+        ),
+    };
+    Target {
+        spec,
+        source,
+        db_kind,
+        ready,
+    }
+}
+
+fn db_status(
+    name: &str,
+    configured: Option<DbKind>,
+    inventory: &Inventory,
+) -> (Option<DbKind>, Condition) {
+    let Some(container) = inventory.container_named(name) else {
+        let message = format!("container {name} does not exist");
+        return (
+            configured,
+            Condition::fails(ConditionType::Ready, "ContainerNotFound", message),
+        );
+    };
+    let Some(kind) = configured.or_else(|| DbKind::detect_from_image(&container.image)) else {
+        let message = format!(
+            "cannot tell the database kind of {name} from its image {}; set dbKind (config) or dev.polarfox.marina.db (label)",
+            container.image
+        );
+        return (
+            None,
+            Condition::fails(ConditionType::Ready, "DbKindUnknown", message),
+        );
+    };
+    let ready = if container.state == ContainerState::Running {
+        Condition::holds(
+            ConditionType::Ready,
+            "ContainerRunning",
+            format!("{kind} container {name} is running"),
+        )
+    } else {
+        let message = format!(
+            "container {name} is {}; a dump needs it running",
+            container.state
+        );
+        Condition::fails(ConditionType::Ready, "ContainerNotRunning", message)
+    };
+    (Some(kind), ready)
+}

@@ -1,0 +1,414 @@
+//! Scenario tests of the controller: the real controller task, an in-memory stand-in for
+//! Docker (messages into the inbox) and for the executor (a channel of job orders), and
+//! paused tokio time driving a virtual wall clock — fast and deterministic.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::queue::Trigger;
+use super::state::History;
+use super::{Controller, JobOrder, Message, Snapshot, State};
+use crate::clock::Clock;
+use crate::config::{self, Environment};
+use crate::model::{InstanceId, Inventory, InventoryChange, VolumeInfo};
+
+struct NoEnv;
+
+impl Environment for NoEnv {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+    fn hostname(&self) -> Option<String> {
+        Some("scenario-node".into())
+    }
+}
+
+fn config(text: &str) -> Message {
+    let loaded = config::load_str(text, "scenario.yml", &NoEnv).unwrap();
+    Message::ConfigLoaded {
+        config: Arc::new(loaded.config),
+        warnings: loaded.warnings,
+    }
+}
+
+/// `n` restic instances named `i0`, `i1`, … on `schedule`, plus extra global lines.
+fn instances(n: usize, schedule: &str, globals: &str) -> String {
+    let list = (0..n).fold(String::new(), |mut list, i| {
+        let _ = write!(
+            list,
+            "  - id: i{i}\n    repository: /srv/r{i}\n    schedule: '{schedule}'\n    env: {{RESTIC_PASSWORD: x}}\n"
+        );
+        list
+    });
+    format!("instances:\n{list}{globals}")
+}
+
+fn listing() -> Message {
+    let mut inventory = Inventory::default();
+    let volume = VolumeInfo {
+        name: "data".into(),
+        driver: "local".into(),
+        mountpoint: None,
+        labels: BTreeMap::new(),
+    };
+    inventory.volumes.insert(volume.name.clone(), volume);
+    Message::Inventory(InventoryChange::Listed(inventory))
+}
+
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+}
+
+fn id(text: &str) -> InstanceId {
+    InstanceId::parse(text).unwrap()
+}
+
+/// A running controller with its inbox, its snapshots and the orders it gives.
+struct Scenario {
+    inbox: mpsc::Sender<Message>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    orders: mpsc::UnboundedReceiver<JobOrder>,
+    shutdown: CancellationToken,
+}
+
+impl Scenario {
+    fn start(at: &str, history: BTreeMap<InstanceId, History>) -> Self {
+        let clock = Clock::virtual_at(utc(at));
+        let (inbox, receiver) = mpsc::channel(64);
+        let (executor, orders) = mpsc::unbounded_channel();
+        let (controller, snapshots) =
+            Controller::new(State::new(history), receiver, Some(executor), clock);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(controller.run(shutdown.clone()));
+        Self {
+            inbox,
+            snapshots,
+            orders,
+            shutdown,
+        }
+    }
+
+    async fn send(&self, message: Message) {
+        self.inbox.send(message).await.unwrap();
+        // Let the controller take it in and publish.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    /// Lets virtual time pass; the controller wakes for whatever falls due meanwhile.
+    async fn pass(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    /// Orders given so far and not yet taken.
+    fn orders(&mut self) -> Vec<(String, DateTime<Utc>, Trigger)> {
+        let mut orders = Vec::new();
+        while let Ok(order) = self.orders.try_recv() {
+            orders.push((
+                order.instance.id.to_string(),
+                order.job.due,
+                order.job.trigger,
+            ));
+        }
+        orders
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    async fn finish(&self, instance: &str) {
+        self.send(Message::JobFinished {
+            instance: id(instance),
+            succeeded: true,
+        })
+        .await;
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+const MINUTE: Duration = Duration::from_mins(1);
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_decided_before_the_first_listing() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(config(&instances(1, "* * * * *", ""))).await;
+    s.pass(3 * MINUTE).await;
+    assert!(s.orders().is_empty(), "no job before Docker was listed");
+    let snapshot = s.snapshot();
+    assert!(!snapshot.ready);
+    assert_eq!(snapshot.instances[0].next_run_at, None);
+    assert_eq!(
+        snapshot.instances[0].conditions[1].reason,
+        "WaitingForDocker"
+    );
+
+    s.send(listing()).await;
+    assert!(s.snapshot().ready);
+    let next = s.snapshot().instances[0].next_run_at.unwrap();
+    assert_eq!(
+        next,
+        utc("2027-01-01T00:04:00Z"),
+        "next whole minute after the listing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_decided_before_the_first_config() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(listing()).await;
+    s.pass(2 * MINUTE).await;
+    assert!(!s.snapshot().ready);
+    assert!(s.orders().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_due_instance_is_queued_exactly_once() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(config(&instances(1, "0 * * * *", ""))).await;
+    s.send(listing()).await;
+    s.pass(30 * MINUTE).await;
+    assert!(s.orders().is_empty());
+    s.pass(30 * MINUTE).await;
+    // More messages at the due moment make the controller reconcile again, not queue again.
+    for _ in 0..5 {
+        s.send(listing()).await;
+    }
+    assert_eq!(
+        s.orders(),
+        [("i0".into(), utc("2027-01-01T01:00:00Z"), Trigger::Schedule)]
+    );
+    assert_eq!(
+        s.snapshot().instances[0].next_run_at,
+        Some(utc("2027-01-01T02:00:00Z"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_jobs_never_exceed_max_concurrent_jobs() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(config(&instances(3, "0 * * * *", "maxConcurrentJobs: 2\n")))
+        .await;
+    s.send(listing()).await;
+    s.pass(60 * MINUTE).await;
+    let started: Vec<String> = s.orders().into_iter().map(|o| o.0).collect();
+    assert_eq!(
+        started,
+        ["i0", "i1"],
+        "two of three start; the earliest due (then by id) first"
+    );
+    assert_eq!(s.snapshot().jobs_running, 2);
+    assert_eq!(s.snapshot().jobs_waiting, 1);
+    s.finish("i1").await;
+    let started: Vec<String> = s.orders().into_iter().map(|o| o.0).collect();
+    assert_eq!(started, ["i2"]);
+    assert_eq!(s.snapshot().jobs_running, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_instance_never_runs_twice_at_once() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(config(&instances(1, "* * * * *", "maxConcurrentJobs: 4\n")))
+        .await;
+    s.send(listing()).await;
+    s.pass(MINUTE).await;
+    assert_eq!(s.orders().len(), 1);
+    // The job takes five minutes: the runs due meanwhile wait as one queued job.
+    s.pass(5 * MINUTE).await;
+    assert!(s.orders().is_empty());
+    let snapshot = s.snapshot();
+    assert!(snapshot.instances[0].running);
+    assert_eq!(
+        snapshot.instances[0].queued.unwrap().due,
+        utc("2027-01-01T00:02:00Z"),
+        "earliest due wins"
+    );
+    s.finish("i0").await;
+    assert_eq!(
+        s.orders(),
+        [("i0".into(), utc("2027-01-01T00:02:00Z"), Trigger::Schedule)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn spring_forward_fires_once_right_after_the_gap() {
+    // 2027-03-28 02:00 CET → 03:00 CEST: 02:30 Berlin does not exist that day.
+    let mut s = Scenario::start("2027-03-27T12:00:00Z", BTreeMap::new());
+    s.send(config(&instances(
+        1,
+        "30 2 * * *",
+        "timezone: Europe/Berlin\nmaxConcurrentJobs: 1\n",
+    )))
+    .await;
+    s.send(listing()).await;
+    let mut fired = Vec::new();
+    for _ in 0..3 {
+        s.pass(Duration::from_hours(24)).await;
+        for order in s.orders() {
+            fired.push(order.1);
+            s.finish("i0").await;
+        }
+    }
+    assert_eq!(
+        fired,
+        [
+            utc("2027-03-28T01:00:00Z"),
+            utc("2027-03-29T00:30:00Z"),
+            utc("2027-03-30T00:30:00Z")
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fall_back_fires_once_in_the_repeated_hour() {
+    // 2027-10-31 03:00 CEST → 02:00 CET: 02:30 Berlin happens twice that night.
+    let mut s = Scenario::start("2027-10-30T12:00:00Z", BTreeMap::new());
+    s.send(config(&instances(
+        1,
+        "30 2 * * *",
+        "timezone: Europe/Berlin\n",
+    )))
+    .await;
+    s.send(listing()).await;
+    let mut fired = Vec::new();
+    for _ in 0..2 {
+        s.pass(Duration::from_hours(24)).await;
+        for order in s.orders() {
+            fired.push(order.1);
+            s.finish("i0").await;
+        }
+    }
+    assert_eq!(fired.len(), 2, "{fired:?}");
+    assert_eq!(fired[0].date_naive().to_string(), "2027-10-31");
+    assert_eq!(fired[1], utc("2027-11-01T01:30:00Z"));
+}
+
+fn succeeded_at(at: &str) -> BTreeMap<InstanceId, History> {
+    let at = utc(at);
+    BTreeMap::from([(
+        id("i0"),
+        History {
+            last_success: Some(at),
+            last_finished: Some((at, true)),
+        },
+    )])
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missed_run_is_caught_up_once_at_start_up() {
+    let mut s = Scenario::start("2027-01-05T12:00:00Z", succeeded_at("2027-01-03T02:10:00Z"));
+    s.send(config(&instances(1, "0 2 * * *", ""))).await;
+    s.send(listing()).await;
+    assert_eq!(
+        s.orders(),
+        [(
+            "i0".into(),
+            utc("2027-01-05T12:00:00.001Z"),
+            Trigger::CatchUp
+        )]
+    );
+    s.finish("i0").await;
+    s.send(listing()).await;
+    assert!(s.orders().is_empty(), "caught up once, not again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_catch_up_when_recent_new_or_disabled() {
+    let mut recent = Scenario::start("2027-01-05T12:00:00Z", succeeded_at("2027-01-05T02:10:00Z"));
+    recent.send(config(&instances(1, "0 2 * * *", ""))).await;
+    recent.send(listing()).await;
+    assert!(
+        recent.orders().is_empty(),
+        "the last scheduled run succeeded"
+    );
+
+    let mut new = Scenario::start("2027-01-05T12:00:00Z", BTreeMap::new());
+    new.send(config(&instances(1, "0 2 * * *", ""))).await;
+    new.send(listing()).await;
+    assert!(
+        new.orders().is_empty(),
+        "an instance without history waits for its schedule"
+    );
+
+    let mut disabled =
+        Scenario::start("2027-01-05T12:00:00Z", succeeded_at("2027-01-01T02:10:00Z"));
+    disabled
+        .send(config(&instances(1, "0 2 * * *", "catchUp: false\n")))
+        .await;
+    disabled.send(listing()).await;
+    assert!(disabled.orders().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_reschedules_changed_instances_and_drops_removed_ones() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(config(&instances(2, "0 * * * *", "maxConcurrentJobs: 1\n")))
+        .await;
+    s.send(listing()).await;
+    s.pass(60 * MINUTE).await;
+    assert_eq!(s.orders().len(), 1, "i0 runs, i1 waits");
+    assert!(s.snapshot().instance("i1").unwrap().queued.is_some());
+    let created = s.snapshot().instance("i0").unwrap().created_at;
+
+    // i1 removed, i0's schedule changed, i2 added.
+    let text = "instances:\n  - id: i0\n    repository: /srv/r0\n    schedule: '30 * * * *'\n    env: {RESTIC_PASSWORD: x}\n  - id: i2\n    repository: /srv/r2\n    schedule: '0 3 * * *'\n    env: {RESTIC_PASSWORD: x}\n";
+    s.send(config(text)).await;
+    let snapshot = s.snapshot();
+    assert_eq!(snapshot.config.generation, 2);
+    assert!(snapshot.instance("i1").is_none());
+    assert_eq!(
+        snapshot.jobs_waiting, 0,
+        "the removed instance's queued job is dropped"
+    );
+    let i0 = snapshot.instance("i0").unwrap();
+    assert_eq!(i0.next_run_at, Some(utc("2027-01-01T01:30:00Z")));
+    assert_eq!(i0.created_at, created);
+    assert!(i0.updated_at > created);
+    assert!(i0.running, "a reload never touches a running job");
+    assert_eq!(
+        snapshot.instance("i2").unwrap().next_run_at,
+        Some(utc("2027-01-01T03:00:00Z"))
+    );
+
+    s.send(Message::ConfigRejected {
+        diagnostics: Vec::new(),
+    })
+    .await;
+    let snapshot = s.snapshot();
+    assert_eq!(
+        snapshot.config.generation, 2,
+        "a rejected file changes nothing"
+    );
+    assert!(!snapshot.config.last_reload.as_ref().unwrap().accepted);
+    assert_eq!(snapshot.instances.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manual_trigger_queues_now() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(config(&instances(1, "0 3 * * *", ""))).await;
+    s.send(listing()).await;
+    s.send(Message::Command(super::Command::Trigger(id("i0"))))
+        .await;
+    assert_eq!(
+        s.orders(),
+        [(
+            "i0".into(),
+            utc("2027-01-01T00:00:30.002Z"),
+            Trigger::Manual
+        )]
+    );
+    s.send(Message::Command(super::Command::Trigger(id("unknown"))))
+        .await;
+    assert!(s.orders().is_empty());
+}
