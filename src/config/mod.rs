@@ -8,6 +8,7 @@
 mod decode;
 mod expand;
 mod schema;
+pub mod watch;
 mod yaml;
 
 #[cfg(test)]

@@ -262,3 +262,217 @@ fn db_status(
     };
     (Some(kind), ready)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::{self, Environment};
+    use crate::model::{ContainerInfo, VolumeInfo, VolumeMount};
+
+    struct NoEnv;
+
+    impl Environment for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn hostname(&self) -> Option<String> {
+            Some("n".into())
+        }
+    }
+
+    fn config() -> Config {
+        let text = "
+instances:
+  - id: nightly
+    repository: /srv/r
+    schedule: '@daily'
+    env: {RESTIC_PASSWORD: x}
+    targets:
+      - volume: app-data
+        paths: [/config-wins]
+      - db: pg
+      - db: gone
+  - id: weekly
+    customImage: example/backup:1
+    schedule: '@weekly'
+";
+        config::load_str(text, "c.yml", &NoEnv).unwrap().config
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("dev.polarfox.marina.{k}"), (*v).to_owned()))
+            .collect()
+    }
+
+    fn volume(name: &str, pairs: &[(&str, &str)]) -> VolumeInfo {
+        VolumeInfo {
+            name: name.into(),
+            driver: "local".into(),
+            mountpoint: None,
+            labels: labels(pairs),
+        }
+    }
+
+    fn container(
+        name: &str,
+        image: &str,
+        state: ContainerState,
+        pairs: &[(&str, &str)],
+    ) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: image.into(),
+            labels: labels(pairs),
+            state,
+            mounts: vec![VolumeMount {
+                volume: "app-data".into(),
+                destination: "/data".into(),
+                read_write: true,
+            }],
+        }
+    }
+
+    fn inventory() -> Inventory {
+        let mut inventory = Inventory::default();
+        for v in [
+            volume(
+                "app-data",
+                &[
+                    ("enabled", "true"),
+                    ("instanceID", "nightly"),
+                    ("paths", "/label-loses"),
+                ],
+            ),
+            volume(
+                "uploads",
+                &[("enabled", "true"), ("instanceID", "weekly,typo")],
+            ),
+            volume("orphan", &[("enabled", "yes"), ("instanceID", "nobody")]),
+            volume(
+                "broken",
+                &[
+                    ("enabled", "true"),
+                    ("instanceID", "nightly"),
+                    ("paths", "../x"),
+                ],
+            ),
+            volume("opted-out", &[("enabled", "false")]),
+            volume("plain", &[]),
+        ] {
+            inventory.volumes.insert(v.name.clone(), v);
+        }
+        for c in [
+            container("pg", "postgres:16", ContainerState::Running, &[]),
+            container(
+                "cache",
+                "redis:7",
+                ContainerState::Exited,
+                &[("enabled", "1"), ("instanceID", "weekly")],
+            ),
+            container(
+                "app",
+                "example/app:1",
+                ContainerState::Running,
+                &[("enabled", "1"), ("instanceID", "weekly")],
+            ),
+        ] {
+            inventory.containers.insert(c.id.clone(), c);
+        }
+        inventory
+    }
+
+    fn summary(graph: &Graph, instance: &str) -> Vec<String> {
+        graph.targets[&InstanceId::parse(instance).unwrap()]
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {:?} {} {}",
+                    t.spec.id,
+                    t.source,
+                    t.ready.reason,
+                    t.db_kind.map_or("-", DbKind::as_str)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn config_and_label_targets_merge_with_config_winning() {
+        let graph = build(&config(), &inventory());
+        assert_eq!(
+            summary(&graph, "nightly"),
+            [
+                "volume:app-data ConfigAndLabel VolumeFound -",
+                "db:pg Config ContainerRunning postgres",
+                "db:gone Config ContainerNotFound -",
+            ]
+        );
+        let app_data = &graph.targets[&InstanceId::parse("nightly").unwrap()][0];
+        assert_eq!(
+            app_data.spec.kind,
+            TargetKind::Volume {
+                paths: vec![crate::model::VolumePath::parse("/config-wins").unwrap()],
+                stop_attached: None,
+            }
+        );
+        assert_eq!(
+            summary(&graph, "weekly"),
+            [
+                "volume:uploads Label VolumeFound -",
+                "db:app Label DbKindUnknown -",
+                "db:cache Label ContainerNotRunning redis",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_instances_are_reported_as_unassigned() {
+        let graph = build(&config(), &inventory());
+        let unassigned: Vec<String> = graph
+            .unassigned
+            .iter()
+            .map(|u| {
+                format!(
+                    "{} -> {:?}",
+                    u.target,
+                    u.unknown_instances
+                        .iter()
+                        .map(InstanceId::as_str)
+                        .collect::<Vec<_>>()
+                )
+            })
+            .collect();
+        assert_eq!(
+            unassigned,
+            [
+                "volume:orphan -> [\"nobody\"]",
+                "volume:uploads -> [\"typo\"]"
+            ]
+        );
+    }
+
+    #[test]
+    fn broken_labels_are_reported_and_not_backed_up() {
+        let graph = build(&config(), &inventory());
+        assert_eq!(graph.invalid.len(), 1);
+        assert_eq!(graph.invalid[0].object, "volume:broken");
+        assert!(graph.invalid[0].problems[0].contains("must not contain '..'"));
+        assert!(
+            !summary(&graph, "nightly")
+                .iter()
+                .any(|t| t.contains("broken"))
+        );
+    }
+
+    #[test]
+    fn coverage_counts_volumes_without_any_policy() {
+        let graph = build(&config(), &inventory());
+        // `broken` opted in but its labels are wrong: it is not protected.
+        assert_eq!(graph.unprotected_volumes, ["broken", "plain"]);
+    }
+}
