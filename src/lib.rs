@@ -20,8 +20,12 @@
 //! The binary (`src/main.rs`) is the command line; it is the only place errors become exit
 //! codes.
 
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod docker;
+pub mod http;
 pub mod model;
+pub mod plan;
 pub mod reconcile;
+pub mod telemetry;

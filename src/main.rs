@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use marina::app::AppError;
 use marina::config::{self, Backend, Config, ProcessEnvironment};
 
 /// Backup controller for Docker hosts: backs up volumes and databases with restic or a
@@ -18,12 +19,28 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the controller: watch the config and Docker, schedule backups, serve the API.
+    ///
+    /// Stops cleanly on SIGTERM or SIGINT; a second signal exits at once.
+    Run(ConfigArgs),
+    /// Show what Marina sees and would do: instances, their targets (from config or labels),
+    /// next runs and every problem found. Read-only; needs the Docker engine.
+    Plan(PlanArgs),
     /// Check a config file and print every problem with its line and column.
     ///
     /// Exits 0 when the config is valid (printing a one-line summary), 2 when it is not.
     Validate(ConfigArgs),
     /// Print Marina's version.
     Version,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -36,13 +53,53 @@ struct ConfigArgs {
 /// Exit code for an invalid config or a usage error.
 const EXIT_INVALID: u8 = 2;
 
+/// Exit code for a runtime failure.
+const EXIT_FAILURE: u8 = 1;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            marina::telemetry::init();
+            block_on(marina::app::run(args.config), |()| ExitCode::SUCCESS)
+        }
+        Command::Plan(args) => block_on(marina::app::plan(args.config.config), |plan| {
+            if args.json {
+                println!("{}", marina::plan::json(&plan.snapshot));
+            } else {
+                print!("{}", marina::plan::table(&plan.snapshot));
+            }
+            ExitCode::SUCCESS
+        }),
         Command::Validate(args) => validate(&args),
         Command::Version => {
             println!("marina {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Runs `future` on a fresh runtime; errors become messages on stderr and exit codes.
+fn block_on<T>(
+    future: impl Future<Output = Result<T, AppError>>,
+    done: impl FnOnce(T) -> ExitCode,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("marina: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(future) {
+        Ok(value) => done(value),
+        Err(AppError::InvalidConfig(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(e) => {
+            eprintln!("marina: {e}");
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }

@@ -98,3 +98,52 @@ pub fn wait_until_exec_succeeds(container: &str, args: &[&str], seconds: u64) {
         String::from_utf8_lossy(&logs.stderr)
     );
 }
+
+/// Runs `docker` with `args` off the async runtime's threads, failing the test if it fails.
+pub async fn docker_async(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker(&args)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the docker CLI task failed: {e}"))
+}
+
+/// Receives inventory changes from a Docker watch until `pick` returns `Some`, skipping the
+/// rest (other tests create objects too); fails the test when nothing matches within
+/// `seconds` or the watch stops.
+pub async fn next_change<T>(
+    inbox: &mut tokio::sync::mpsc::Receiver<marina::reconcile::Message>,
+    seconds: u64,
+    what: &str,
+    mut pick: impl FnMut(&marina::model::InventoryChange) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            match inbox.recv().await {
+                Some(marina::reconcile::Message::Inventory(change)) => {
+                    if let Some(found) = pick(&change) {
+                        return found;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the Docker watch stopped while waiting for {what}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(seconds), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {seconds}s"))
+}
+
+/// Shows Marina's own logs (debug and up) in a failing test's captured output.
+pub fn show_marina_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("marina=debug")
+        .with_test_writer()
+        .try_init();
+}
+
+/// A real `marina run` process.
+pub mod daemon;

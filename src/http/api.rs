@@ -1,0 +1,237 @@
+//! Handlers of the read-only API (SPEC §6). The shapes of compatible endpoints
+//! (`/api/health`, `/api/info`, `/api/schedules`) follow Marina 0.9 field by field.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use super::AppState;
+use crate::clock;
+use crate::model::{InstanceId, TargetId};
+use crate::reconcile::graph::{InvalidLabels, TargetSource, UnassignedTarget};
+use crate::reconcile::snapshot::{ConfigView, InstanceView};
+use crate::reconcile::status::Condition;
+
+/// An error answer: `{"error": "..."}` with its status.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// Liveness: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: a config is loaded, Docker has been listed once, and Marina is not stopping.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshot();
+    let reason = if state.shutdown.is_cancelled() {
+        Some("shutting down")
+    } else if snapshot.config.generation == 0 {
+        Some("no config loaded yet")
+    } else if !snapshot.ready {
+        Some("waiting for the first complete Docker listing")
+    } else {
+        None
+    };
+    match reason {
+        None => (StatusCode::OK, Json(json!({ "ready": true }))).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "reason": reason })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /api/health` → `{status: "ok", time}`.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "time": clock::now() }))
+}
+
+/// `GET /api/info` → `{nodeName, version}`.
+pub async fn info(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let snapshot = state.snapshot();
+    Json(json!({ "nodeName": snapshot.node_name, "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// One entry of `GET /api/schedules`, as Marina 0.9 shaped it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleEntry {
+    instance_id: InstanceId,
+    node_name: String,
+    schedule_cron: String,
+    next_run_at: Option<DateTime<Utc>>,
+    target_ids: Vec<TargetId>,
+    retention: RetentionEntry,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_job_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_job_completed_at: Option<DateTime<Utc>>,
+}
+
+/// Retention as 0.9 reported it (custom images keep their own: zeros here).
+#[allow(clippy::struct_field_names)] // The names are the compatible JSON keys.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionEntry {
+    keep_daily: u32,
+    keep_weekly: u32,
+    keep_monthly: u32,
+}
+
+/// `GET /api/schedules`: one entry per instance of this node.
+pub async fn schedules(State(state): State<AppState>) -> Json<Vec<ScheduleEntry>> {
+    let snapshot = state.snapshot();
+    let entries = snapshot
+        .instances
+        .iter()
+        .map(|instance| {
+            let retention = instance.retention.unwrap_or(crate::model::Retention {
+                keep_daily: 0,
+                keep_weekly: 0,
+                keep_monthly: 0,
+                keep_yearly: 0,
+            });
+            ScheduleEntry {
+                instance_id: instance.id.clone(),
+                node_name: snapshot.node_name.clone(),
+                schedule_cron: instance.schedule.clone(),
+                next_run_at: instance.next_run_at,
+                target_ids: instance.targets.iter().map(|t| t.id.clone()).collect(),
+                retention: RetentionEntry {
+                    keep_daily: retention.keep_daily,
+                    keep_weekly: retention.keep_weekly,
+                    keep_monthly: retention.keep_monthly,
+                },
+                created_at: instance.created_at,
+                updated_at: instance.updated_at,
+                latest_job_status: None,
+                latest_job_completed_at: None,
+            }
+        })
+        .collect();
+    Json(entries)
+}
+
+/// `GET /api/instances`: every instance with targets and conditions.
+pub async fn instances(State(state): State<AppState>) -> Json<Vec<InstanceView>> {
+    Json(state.snapshot().instances.clone())
+}
+
+/// `GET /api/instances/{id}`.
+pub async fn instance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<InstanceView>, ApiError> {
+    state
+        .snapshot()
+        .instance(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no instance `{id}` is configured on this node"),
+            )
+        })
+}
+
+/// One discovered target across instances.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetEntry {
+    id: TargetId,
+    kind: &'static str,
+    /// The configured instances that back it up.
+    instances: Vec<InstanceId>,
+    /// Instance ids its labels name that are not configured.
+    unknown_instances: Vec<InstanceId>,
+    /// `true` when no configured instance backs it up.
+    unassigned: bool,
+    source: Option<TargetSource>,
+    conditions: Vec<Condition>,
+}
+
+/// `GET /api/targets` answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetsAnswer {
+    targets: Vec<TargetEntry>,
+    unassigned: Vec<UnassignedTarget>,
+    invalid_labels: Vec<InvalidLabels>,
+    unprotected_volumes: Vec<String>,
+}
+
+/// `GET /api/targets`: every target with its instances (or "unassigned"), wrong labels, and
+/// volumes no policy covers.
+pub async fn targets(State(state): State<AppState>) -> Json<TargetsAnswer> {
+    let snapshot = state.snapshot();
+    let mut entries: BTreeMap<TargetId, TargetEntry> = BTreeMap::new();
+    for instance in &snapshot.instances {
+        for target in &instance.targets {
+            let entry = entries
+                .entry(target.id.clone())
+                .or_insert_with(|| TargetEntry {
+                    id: target.id.clone(),
+                    kind: target.kind,
+                    instances: Vec::new(),
+                    unknown_instances: Vec::new(),
+                    unassigned: false,
+                    source: Some(target.source),
+                    conditions: target.conditions.clone(),
+                });
+            entry.instances.push(instance.id.clone());
+        }
+    }
+    for unassigned in &snapshot.unassigned_targets {
+        let kind = match unassigned.target {
+            TargetId::Volume(_) => "volume",
+            TargetId::Db(_) => "db",
+        };
+        let entry = entries
+            .entry(unassigned.target.clone())
+            .or_insert_with(|| TargetEntry {
+                id: unassigned.target.clone(),
+                kind,
+                instances: Vec::new(),
+                unknown_instances: Vec::new(),
+                unassigned: true,
+                source: Some(TargetSource::Label),
+                conditions: Vec::new(),
+            });
+        entry
+            .unknown_instances
+            .extend(unassigned.unknown_instances.iter().cloned());
+    }
+    Json(TargetsAnswer {
+        targets: entries.into_values().collect(),
+        unassigned: snapshot.unassigned_targets.clone(),
+        invalid_labels: snapshot.invalid_labels.clone(),
+        unprotected_volumes: snapshot.unprotected_volumes.clone(),
+    })
+}
+
+/// `GET /api/config`: generation and the latest reload, with located errors; never a secret
+/// (diagnostics never contain values of secret fields).
+pub async fn config(State(state): State<AppState>) -> Json<ConfigView> {
+    Json(state.snapshot().config.clone())
+}
+
+/// Unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such endpoint".into())
+}
