@@ -1,11 +1,19 @@
 # Marina's developer entry points. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: build test test-images lint fmt
+.PHONY: build run test test-images lint fmt
+
+# Where `make run` keeps its repository, staging and database.
+MARINA_HOME ?= $(CURDIR)/.marina
 
 ## build: the release binary at target/release/marina
 build:
 	$(CARGO) build --release --locked
+
+## run: build and run Marina against the local Docker engine with examples/quickstart.yml
+run: build
+	mkdir -p $(MARINA_HOME)
+	MARINA_HOME=$(MARINA_HOME) ./target/release/marina run --config examples/quickstart.yml
 
 ## test: every test, including those against the real Docker engine (builds test images if missing)
 test: test-images

@@ -7,15 +7,31 @@
 //! # Layout
 //!
 //! Data flows one way: sources translate what happens into messages, one reconciler decides,
-//! and the executor acts. The modules follow that flow:
+//! and readers only look at what it publishes.
+//!
+//! ```text
+//!  sources (translate)            brain (single writer)          readers
+//!  docker::watch  ─┐
+//!  config::watch  ─┼─► inbox ─► reconcile::Controller ─► Arc<Snapshot> ─► http (API)
+//!  clock / timers ─┘                    │                               plan (CLI)
+//!                                       └─► work queue ─► executor
+//! ```
 //!
 //! - [`clock`] — the only reader of time; everything else takes `now` as an argument.
 //! - [`model`] — pure vocabulary shared by every stage: instance and target ids, target
-//!   specs, schedules, retention, secrets, and the label model ([`model::labels`]) that turns
-//!   Docker labels into target intents.
-//! - [`config`] — `config.yml` bytes → a validated [`config::Config`]: a position-aware YAML
-//!   tree, environment expansion, and validation that reports every problem with
-//!   `file:line:column`.
+//!   specs, schedules, retention, secrets, the observed inventory, and the label model
+//!   ([`model::labels`]) that turns Docker labels into target intents.
+//! - [`config`] — `config.yml` bytes → a validated [`config::Config`] (position-aware YAML,
+//!   environment expansion, every problem with `file:line:column`), and the file watcher
+//!   ([`config::watch`]) that turns edits into messages.
+//! - [`docker`] — the bollard adapter, the only module that talks to the engine: listing and
+//!   the reconnecting event watch.
+//! - [`reconcile`] — the inbox messages, the state graph, the pure `reconcile` function, the
+//!   work queue, and the controller task that owns them and publishes snapshots.
+//! - [`http`] — health, readiness and the read-only API, answered from snapshots.
+//! - [`plan`] — `marina plan`'s table and JSON, rendered from a snapshot.
+//! - [`app`] — wiring: start-up and shutdown order of `marina run`, and `marina plan`.
+//! - [`telemetry`] — logging setup.
 //!
 //! The binary (`src/main.rs`) is the command line; it is the only place errors become exit
 //! codes.

@@ -165,3 +165,20 @@ fn usage_errors_exit_2() {
     let output = marina().output().unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn the_quickstart_config_is_valid() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.yml");
+    let output = marina()
+        .args(["validate", "--config"])
+        .arg(&file)
+        .env("MARINA_HOME", "/tmp/marina-home")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("1 instance (1 restic, 0 custom image)"),
+        "{}",
+        stdout(&output)
+    );
+}
