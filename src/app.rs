@@ -20,10 +20,15 @@ use tracing::{error, info, warn};
 
 use crate::clock::{self, Clock};
 use crate::config::{self, ConfigError, Environment, Loaded, ProcessEnvironment};
-use crate::docker::{self, DockerClient, DockerError};
+use crate::docker::own_container::own_container_id;
+use crate::docker::{self, DockerClient, DockerError, DockerRuntime};
+use crate::executor::Executor;
+use crate::executor::recovery::recover;
 use crate::http::{self, AppState};
 use crate::model::InventoryChange;
 use crate::reconcile::{Controller, Message, Snapshot, State, reconcile};
+use crate::store::{Store, StoreError};
+use crate::telemetry;
 
 /// How many messages may wait in the reconciler's inbox before sources wait.
 const INBOX_CAPACITY: usize = 4096;
@@ -48,9 +53,23 @@ pub enum AppError {
     /// The HTTP server failed.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// The job store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The config watcher could not start.
     #[error(transparent)]
     Watch(#[from] config::watch::WatchError),
+    /// The daemon refused a request (`marina backup`).
+    #[error("{0}")]
+    Refused(String),
+    /// The daemon could not be reached (`marina backup`).
+    #[error("cannot reach Marina at {url}: {source}; is `marina run` running there?")]
+    Unreachable {
+        /// The daemon's base URL.
+        url: String,
+        /// Why.
+        source: reqwest::Error,
+    },
     /// Docker could not be reached or listed (`marina plan`).
     #[error("{0}; is the Docker engine running, and is DOCKER_HOST right?")]
     Docker(#[from] DockerError),
@@ -60,31 +79,44 @@ pub enum AppError {
 fn load_config(path: &Path) -> Result<(Loaded, Vec<u8>), AppError> {
     let bytes = std::fs::read(path).unwrap_or_default();
     let loaded = config::load(path, &ProcessEnvironment).map_err(AppError::InvalidConfig)?;
-    for warning in &loaded.warnings {
-        warn!(problem = %warning, "The config has a warning.");
-    }
     Ok((loaded, bytes))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. A second signal exits at once.
+///
+/// Start-up order: config (invalid → exit 2) → job store → logging into it → HTTP port →
+/// controller → Docker (retrying until it answers) → recovery of an interrupted run →
+/// executor → config and Docker watches. The controller takes no decision before the first
+/// Docker listing, which comes after recovery, so nothing new runs before recovery is done.
 pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
     let (loaded, bytes) = load_config(&config_path)?;
     let config = Arc::new(loaded.config);
+    let store = Store::open(&config.db_path).await?;
+    telemetry::init(Some(store.clone()));
+    for warning in &loaded.warnings {
+        warn!(problem = %warning, "The config has a warning.");
+    }
     let addr = SocketAddr::new(config.api.bind, config.api.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| AppError::Listen { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    info!(config = %config_path.display(), node = %config.node_name, instances = config.instances.len(), "Marina is starting.");
+    info!(config = %config_path.display(), node = %config.node_name, instances = config.instances.len(), db = %config.db_path.display(), "Marina is starting.");
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     // Not tracked: after the first signal it waits for a second one, which may never come.
     tokio::spawn(handle_signals(shutdown.clone()));
 
+    let history = store.history().await?;
     let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
-    let (controller, snapshots) =
-        Controller::new(State::new(BTreeMap::new()), receiver, None, Clock::System);
+    let (orders_tx, orders) = mpsc::unbounded_channel();
+    let (controller, snapshots) = Controller::new(
+        State::new(history),
+        receiver,
+        Some(orders_tx),
+        Clock::System,
+    );
     tasks.spawn(controller.run(shutdown.clone()));
     let first = Message::ConfigLoaded {
         config: Arc::clone(&config),
@@ -93,6 +125,20 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
     if inbox.send(first).await.is_err() {
         error!("The controller stopped before the config reached it.");
     }
+
+    let app = http::router(AppState {
+        snapshots,
+        shutdown: shutdown.clone(),
+        store: store.clone(),
+        inbox: inbox.clone(),
+    });
+    info!(address = %bound, "HTTP API listening.");
+    let graceful = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { graceful.cancelled().await })
+            .await
+    });
 
     let env: Arc<dyn Environment + Send + Sync> = Arc::new(ProcessEnvironment);
     let watcher = config::watch::watch(
@@ -106,30 +152,62 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
     tasks.spawn(async move {
         if let Err(e) = watcher.await {
             error!(error = %e, "Config changes will not be picked up; restart Marina to apply a new config.");
-            // Keep running: the loaded config stays in force.
             watcher_shutdown.cancelled().await;
         }
     });
-    tasks.spawn(follow_docker(
-        inbox,
-        config.resync_interval,
+    tasks.spawn(prune_logs(
+        store.clone(),
+        config.log_retention,
         shutdown.clone(),
     ));
 
-    let app = http::router(AppState {
-        snapshots,
-        shutdown: shutdown.clone(),
-    });
-    info!(address = %bound, "HTTP API listening.");
-    let graceful = shutdown.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { graceful.cancelled().await })
-        .await;
+    if let Some(client) = connect_docker(&inbox, &shutdown).await {
+        let runtime = Arc::new(DockerRuntime::new(client.clone()));
+        match recover(&*runtime, &store, &config.staging_dir).await {
+            Ok(_) => {}
+            Err(e) => error!(error = %e, "Recovery could not read the job store; check dbPath."),
+        }
+        let own_container = own_container_id().await;
+        let executor = Executor::new(runtime, store.clone(), inbox.clone(), own_container);
+        tasks.spawn(executor.run(orders, shutdown.clone(), config.shutdown_grace));
+        tasks.spawn(docker::watch(
+            client,
+            inbox,
+            config.resync_interval,
+            shutdown.clone(),
+        ));
+    }
+
+    let served = server.await;
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
+    if let Err(e) = store.close().await {
+        error!(error = %e, "The job store did not close cleanly.");
+    }
     info!("Marina stopped.");
-    served.map_err(AppError::Serve)
+    match served {
+        Ok(result) => result.map_err(AppError::Serve),
+        Err(e) => Err(AppError::Serve(std::io::Error::other(e))),
+    }
+}
+
+/// Deletes log rows older than `logRetention`, at start and then hourly.
+async fn prune_logs(store: Store, retention: Duration, shutdown: CancellationToken) {
+    let mut hourly = tokio::time::interval(Duration::from_hours(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = hourly.tick() => {}
+        }
+        let cutoff =
+            clock::now() - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+        match store.prune_logs(cutoff).await {
+            Ok(0) => {}
+            Ok(rows) => info!(rows, "Old log lines pruned."),
+            Err(e) => warn!(error = %e, "Could not prune old log lines."),
+        }
+    }
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT; exits the process on the second.
@@ -155,17 +233,16 @@ async fn handle_signals(shutdown: CancellationToken) {
     std::process::exit(1);
 }
 
-/// Connects to Docker (retrying with backoff while the engine does not answer) and follows
-/// it until shutdown.
-async fn follow_docker(
-    inbox: mpsc::Sender<Message>,
-    resync: Duration,
-    shutdown: CancellationToken,
-) {
+/// Connects to Docker, retrying with backoff while the engine does not answer; `None` if
+/// Marina is shut down first.
+async fn connect_docker(
+    inbox: &mpsc::Sender<Message>,
+    shutdown: &CancellationToken,
+) -> Option<DockerClient> {
     let mut backoff = Duration::from_millis(250);
-    let client = loop {
+    loop {
         match DockerClient::connect().await {
-            Ok(client) => break client,
+            Ok(client) => return Some(client),
             Err(e) => {
                 warn!(error = %e, retry_in = ?backoff, "Cannot reach the Docker engine; retrying. Nothing is scheduled until it answers.");
                 let reason = e.to_string();
@@ -173,14 +250,13 @@ async fn follow_docker(
                     .send(Message::Inventory(InventoryChange::Disconnected { reason }))
                     .await;
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => return None,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
             }
         }
-    };
-    docker::watch(client, inbox, resync, shutdown).await;
+    }
 }
 
 /// What `marina plan` found: the snapshot the controller would publish after its first
@@ -216,4 +292,63 @@ pub async fn plan(config_path: PathBuf) -> Result<Plan, AppError> {
         snapshot: Snapshot::build(&state, now),
         config_path,
     })
+}
+
+/// A backup the daemon accepted.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// The job record.
+    pub job_id: i64,
+}
+
+/// Asks the daemon to back up `instance` now (`marina backup`). The daemon is found at `url`,
+/// else at the `apiBind:apiPort` of the config (loopback when it binds every address).
+pub async fn backup(
+    config_path: &Path,
+    instance: &str,
+    url: Option<String>,
+) -> Result<Accepted, AppError> {
+    let base = match url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let (loaded, _) = load_config(config_path)?;
+            let api = &loaded.config.api;
+            let host = if api.bind.is_unspecified() {
+                if api.bind.is_ipv4() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    "[::1]".to_owned()
+                }
+            } else if api.bind.is_ipv6() {
+                format!("[{}]", api.bind)
+            } else {
+                api.bind.to_string()
+            };
+            format!("http://{host}:{}", api.port)
+        }
+    };
+    let endpoint = format!("{base}/api/instances/{instance}/backup");
+    let response = reqwest::Client::new()
+        .post(&endpoint)
+        .send()
+        .await
+        .map_err(|source| AppError::Unreachable {
+            url: base.clone(),
+            source,
+        })?;
+    let status = response.status();
+    if status == reqwest::StatusCode::ACCEPTED {
+        return response
+            .json()
+            .await
+            .map_err(|source| AppError::Unreachable { url: base, source });
+    }
+    let message = response
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("Marina answered {status}"));
+    Err(AppError::Refused(message))
 }

@@ -28,8 +28,14 @@
 //!   the reconnecting event watch.
 //! - [`reconcile`] — the inbox messages, the state graph, the pure `reconcile` function, the
 //!   work queue, and the controller task that owns them and publishes snapshots.
+//! - [`backend`] — where data goes: the restic backend ([`backend::restic`]: one child process
+//!   per command, minimal environment, timeouts, parsed `--json`, secret-free errors) and the
+//!   backup summary shared by all backends.
 //! - [`http`] — health, readiness and the read-only API, answered from snapshots.
 //! - [`plan`] — `marina plan`'s table and JSON, rendered from a snapshot.
+//! - [`store`] — the SQLite job store, the only module that imports rusqlite: jobs, log
+//!   lines (batched by one writer thread, fed by [`store::LogLayer`] from `tracing`) and
+//!   the crash journal of undo-work.
 //! - [`app`] — wiring: start-up and shutdown order of `marina run`, and `marina plan`.
 //! - [`telemetry`] — logging setup.
 //!
@@ -37,11 +43,14 @@
 //! codes.
 
 pub mod app;
+pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod docker;
+pub mod executor;
 pub mod http;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod store;
 pub mod telemetry;

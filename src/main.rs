@@ -26,12 +26,28 @@ enum Command {
     /// Show what Marina sees and would do: instances, their targets (from config or labels),
     /// next runs and every problem found. Read-only; needs the Docker engine.
     Plan(PlanArgs),
+    /// Ask the running daemon to back up INSTANCE now.
+    ///
+    /// Prints the job id to follow (`GET /api/logs/job/{id}`). Exits 1 when the daemon
+    /// refuses (unknown instance, already running) or cannot be reached.
+    Backup(BackupArgs),
     /// Check a config file and print every problem with its line and column.
     ///
     /// Exits 0 when the config is valid (printing a one-line summary), 2 when it is not.
     Validate(ConfigArgs),
     /// Print Marina's version.
     Version,
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The instance to back up.
+    instance: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The daemon's base URL (default: from the config's apiBind and apiPort).
+    #[arg(long)]
+    url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -59,10 +75,7 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => {
-            marina::telemetry::init();
-            block_on(marina::app::run(args.config), |()| ExitCode::SUCCESS)
-        }
+        Command::Run(args) => block_on(marina::app::run(args.config), |()| ExitCode::SUCCESS),
         Command::Plan(args) => block_on(marina::app::plan(args.config.config), |plan| {
             if args.json {
                 println!("{}", marina::plan::json(&plan.snapshot));
@@ -71,6 +84,16 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
+        Command::Backup(args) => {
+            let instance = args.instance.clone();
+            block_on(
+                async move { marina::app::backup(&args.config.config, &args.instance, args.url).await },
+                |accepted| {
+                    println!("Backup of {instance} queued as job {}.", accepted.job_id);
+                    ExitCode::SUCCESS
+                },
+            )
+        }
         Command::Validate(args) => validate(&args),
         Command::Version => {
             println!("marina {}", env!("CARGO_PKG_VERSION"));

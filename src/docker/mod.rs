@@ -9,8 +9,24 @@
 //! Everything leaving this module is Marina's own model; bollard types stay inside.
 
 mod client;
+mod containers;
+pub mod dump;
+mod exec;
 mod inventory;
+mod output;
+pub mod own_container;
+mod runtime;
 mod watch;
 
 pub use client::{DockerClient, DockerError, Result};
+pub use containers::{BACKUP_MOUNT, DEFAULT_BACKUP_COMMAND};
+pub use output::{
+    ExecOutcome, ExecStatus, ExecStream, OutputLine, OutputStream, STDERR_TAIL_BYTES, StatusProbe,
+    StderrTail,
+};
+pub use runtime::{
+    ContainerDetails, ContainerMount, ContainerRef, DockerRuntime, ExecSpec, ExecStdin, HelperSpec,
+    INSTANCE_LABEL, JobContainerSpec, MountKind, MountSpec, PullPolicy, ROLE_BACKEND, ROLE_HELPER,
+    ROLE_LABEL, RunOutcome, Runtime, RuntimeError,
+};
 pub use watch::watch;

@@ -21,6 +21,13 @@ use crate::reconcile::status::Condition;
 /// An error answer: `{"error": "..."}` with its status.
 pub struct ApiError(StatusCode, String);
 
+impl ApiError {
+    /// An error with `status` and a message for the operator.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, message.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()

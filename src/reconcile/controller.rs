@@ -17,7 +17,8 @@ use super::queue::Queued;
 use super::snapshot::Snapshot;
 use super::state::{Decision, NextRun, State};
 use crate::clock::Clock;
-use crate::config::Instance;
+use crate::config::{Config, Instance};
+use crate::store::JobId;
 
 /// At most this many messages are applied before the state is reconciled and published, so
 /// a burst (a relist of thousands of volumes, say) cannot starve readers.
@@ -35,8 +36,26 @@ pub struct JobOrder {
     pub instance: Instance,
     /// Its targets with their observed status.
     pub targets: Vec<Target>,
-    /// When it became due and why.
+    /// When it became due and why, and its job record if one exists already.
     pub job: Queued,
+    /// The whole config it started under, for global settings (node name, staging, helper
+    /// image); a reload does not change a running job.
+    pub config: Arc<Config>,
+}
+
+/// What the controller asks of the executor.
+#[derive(Debug, Clone)]
+pub enum Order {
+    /// Run this job.
+    Run(Box<JobOrder>),
+    /// Close a job record that will never run (its run was merged into another, or its
+    /// instance was removed), marking it aborted with `reason`.
+    Close {
+        /// The record.
+        job: JobId,
+        /// Why it does not run.
+        reason: &'static str,
+    },
 }
 
 /// The controller and its connections.
@@ -45,7 +64,7 @@ pub struct Controller {
     inbox: mpsc::Receiver<Message>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     /// Where started jobs go; `None` keeps due jobs waiting in the queue (no executor).
-    executor: Option<mpsc::UnboundedSender<JobOrder>>,
+    executor: Option<mpsc::UnboundedSender<Order>>,
     clock: Clock,
 }
 
@@ -56,7 +75,7 @@ impl Controller {
     pub fn new(
         state: State,
         inbox: mpsc::Receiver<Message>,
-        executor: Option<mpsc::UnboundedSender<JobOrder>>,
+        executor: Option<mpsc::UnboundedSender<Order>>,
         clock: Clock,
     ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
         let (snapshots, receiver) = watch::channel(Arc::new(Snapshot::build(&state, clock.now())));
@@ -126,6 +145,13 @@ impl Controller {
         let Some(executor) = &self.executor else {
             return;
         };
+        for (job, reason) in self.state.orphaned_jobs.drain(..) {
+            let _ = executor.send(Order::Close { job, reason });
+        }
+        let Some(config) = self.state.config.clone() else {
+            return;
+        };
+        let config = &config;
         while let Some((id, job)) = self.state.queue.next_to_start() {
             let Some(instance) = self.state.instance(&id).cloned() else {
                 self.state.queue.finished(&id);
@@ -139,14 +165,13 @@ impl Controller {
                 .cloned()
                 .unwrap_or_default();
             info!(instance = %id, trigger = ?job.trigger, due = %job.due, "Starting backup job.");
-            if executor
-                .send(JobOrder {
-                    instance,
-                    targets,
-                    job,
-                })
-                .is_err()
-            {
+            let order = JobOrder {
+                instance,
+                targets,
+                job,
+                config: Arc::clone(config),
+            };
+            if executor.send(Order::Run(Box::new(order))).is_err() {
                 warn!(instance = %id, "The executor has stopped; the job stays queued.");
                 self.state.queue.finished(&id);
                 self.state.queue.push(id, job);

@@ -27,10 +27,7 @@ pub fn reconcile(state: &State, now: DateTime<Utc>) -> Vec<Decision> {
                 next_run: next_run_after(instance, now),
             }),
             NextRun::At(due) if due <= now => {
-                let job = Queued {
-                    due,
-                    trigger: Trigger::Schedule,
-                };
+                let job = Queued::new(due, Trigger::Schedule);
                 decisions.push(Decision::Enqueue {
                     instance: instance.id.clone(),
                     job,
@@ -49,10 +46,7 @@ pub fn reconcile(state: &State, now: DateTime<Utc>) -> Vec<Decision> {
             NextRun::At(_) | NextRun::Never => {}
         }
         if !state.catch_up_checked && missed_a_run(state, instance, now) {
-            let job = Queued {
-                due: now,
-                trigger: Trigger::CatchUp,
-            };
+            let job = Queued::new(now, Trigger::CatchUp);
             decisions.push(Decision::Enqueue {
                 instance: instance.id.clone(),
                 job,

@@ -10,7 +10,8 @@ use super::status::{Condition, ConditionType};
 use crate::config::Config;
 use crate::model::labels::{self, LabelIntent, LabelProblem, LabelledObject};
 use crate::model::{
-    ContainerState, DbKind, InstanceId, Inventory, TargetId, TargetKind, TargetSpec,
+    ContainerInfo, ContainerState, DbKind, InstanceId, Inventory, TargetId, TargetKind, TargetSpec,
+    VolumeInfo,
 };
 
 /// Where a target was declared.
@@ -36,6 +37,17 @@ pub struct Target {
     pub db_kind: Option<DbKind>,
     /// `Ready`, with the reason when it is not.
     pub ready: Condition,
+    /// The Docker object behind it, as last observed; `None` when it does not exist.
+    pub found: Option<Found>,
+}
+
+/// The Docker object a target names, as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The volume of a volume target.
+    Volume(VolumeInfo),
+    /// The container of a db target.
+    Container(ContainerInfo),
 }
 
 /// A labelled target that names instances the config does not have.
@@ -217,11 +229,23 @@ fn observe(spec: TargetSpec, source: TargetSource, inventory: &Inventory) -> Tar
             ),
         ),
     };
+    let found = match &spec.id {
+        TargetId::Volume(name) => inventory
+            .volumes
+            .get(name.as_str())
+            .cloned()
+            .map(Found::Volume),
+        TargetId::Db(name) => inventory
+            .container_named(name.as_str())
+            .cloned()
+            .map(Found::Container),
+    };
     Target {
         spec,
         source,
         db_kind,
         ready,
+        found,
     }
 }
 

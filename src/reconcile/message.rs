@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, Diagnostic};
 use crate::model::{InstanceId, InventoryChange};
+use crate::store::JobId;
 
 /// One thing that happened.
 #[derive(Debug, Clone)]
@@ -38,5 +39,10 @@ pub enum Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Back up this instance now.
-    Trigger(InstanceId),
+    Trigger {
+        /// Which instance.
+        instance: InstanceId,
+        /// The job record the API already created (and answered with).
+        job: Option<JobId>,
+    },
 }

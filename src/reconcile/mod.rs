@@ -21,7 +21,7 @@ pub mod status;
 #[cfg(test)]
 mod scenarios;
 
-pub use controller::{Controller, JobOrder};
+pub use controller::{Controller, JobOrder, Order};
 pub use decide::reconcile;
 pub use message::{Command, Message};
 pub use snapshot::Snapshot;

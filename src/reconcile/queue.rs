@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::InstanceId;
+use crate::store::JobId;
 
 /// Why a job was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,6 +30,21 @@ pub struct Queued {
     pub due: DateTime<Utc>,
     /// Why it was queued.
     pub trigger: Trigger,
+    /// The job record already created for it (a manual trigger answers with its id at
+    /// once); `None` until the executor creates one.
+    pub job: Option<JobId>,
+}
+
+impl Queued {
+    /// A job due at `due` for `trigger`, without a job record yet.
+    #[must_use]
+    pub fn new(due: DateTime<Utc>, trigger: Trigger) -> Self {
+        Self {
+            due,
+            trigger,
+            job: None,
+        }
+    }
 }
 
 /// The queue with its running set.
@@ -58,26 +74,35 @@ impl WorkQueue {
         self.limit = limit.max(1);
     }
 
-    /// Queues `instance`; if it already waits, the earlier due time (and its trigger) wins.
-    /// Returns whether the queue changed.
-    pub fn push(&mut self, instance: InstanceId, job: Queued) -> bool {
-        match self.waiting.get_mut(&instance) {
-            Some(existing) if existing.due <= job.due => false,
-            Some(existing) => {
-                *existing = job;
-                true
-            }
-            None => {
-                self.waiting.insert(instance, job);
-                true
-            }
-        }
+    /// Queues `instance`; if it already waits, the two become one run: the earlier due time
+    /// (and its trigger) wins, and a job record either of them had is kept. When both had a
+    /// record, the later one's record has no run left and is returned, for the caller to
+    /// close.
+    pub fn push(&mut self, instance: InstanceId, job: Queued) -> Option<JobId> {
+        let Some(existing) = self.waiting.get_mut(&instance) else {
+            self.waiting.insert(instance, job);
+            return None;
+        };
+        let (kept, other) = if job.due < existing.due {
+            (job, *existing)
+        } else {
+            (*existing, job)
+        };
+        let (record, orphan) = match (kept.job, other.job) {
+            (Some(kept_record), orphan) => (Some(kept_record), orphan),
+            (None, record) => (record, None),
+        };
+        *existing = Queued {
+            job: record,
+            ..kept
+        };
+        orphan
     }
 
-    /// Forgets a waiting job (its instance was removed from the config). A running job is
-    /// left to finish.
-    pub fn forget(&mut self, instance: &InstanceId) {
-        self.waiting.remove(instance);
+    /// Forgets a waiting job (its instance was removed from the config) and returns it. A
+    /// running job is left to finish.
+    pub fn forget(&mut self, instance: &InstanceId) -> Option<Queued> {
+        self.waiting.remove(instance)
     }
 
     /// Takes the waiting job that is due first among instances not running, if the limit
@@ -137,21 +162,49 @@ mod tests {
     }
 
     fn at(seconds: i64) -> Queued {
+        Queued::new(
+            DateTime::from_timestamp(seconds, 0).unwrap(),
+            Trigger::Schedule,
+        )
+    }
+
+    fn manual(seconds: i64, job: i64) -> Queued {
         Queued {
-            due: DateTime::from_timestamp(seconds, 0).unwrap(),
-            trigger: Trigger::Schedule,
+            job: Some(JobId(job)),
+            trigger: Trigger::Manual,
+            ..at(seconds)
         }
     }
 
     #[test]
     fn an_instance_is_queued_once_at_its_earliest_due_time() {
         let mut queue = WorkQueue::new(2);
-        assert!(queue.push(id("a"), at(20)));
-        assert!(queue.push(id("a"), at(10)));
-        assert!(!queue.push(id("a"), at(30)));
+        assert_eq!(queue.push(id("a"), at(20)), None);
+        assert_eq!(queue.push(id("a"), at(10)), None);
+        assert_eq!(queue.push(id("a"), at(30)), None);
         assert_eq!(queue.waiting_count(), 1);
         assert_eq!(queue.next_to_start(), Some((id("a"), at(10))));
         assert_eq!(queue.next_to_start(), None);
+    }
+
+    #[test]
+    fn job_records_survive_merging_and_extra_ones_are_returned() {
+        let mut queue = WorkQueue::new(1);
+        queue.push(id("a"), at(10));
+        assert_eq!(
+            queue.push(id("a"), manual(20, 7)),
+            None,
+            "the record joins the waiting run"
+        );
+        assert_eq!(queue.waiting(&id("a")).unwrap().job, Some(JobId(7)));
+        assert_eq!(queue.waiting(&id("a")).unwrap().due, at(10).due);
+        assert_eq!(
+            queue.push(id("a"), manual(5, 8)),
+            Some(JobId(7)),
+            "two records for one run: the later is returned"
+        );
+        assert_eq!(queue.waiting(&id("a")).unwrap().job, Some(JobId(8)));
+        assert_eq!(queue.push(id("a"), manual(30, 9)), Some(JobId(9)));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::queue::Trigger;
 use super::state::History;
-use super::{Controller, JobOrder, Message, Snapshot, State};
+use super::{Controller, Message, Order, Snapshot, State};
 use crate::clock::Clock;
 use crate::config::{self, Environment};
 use crate::model::{InstanceId, Inventory, InventoryChange, VolumeInfo};
@@ -73,7 +73,7 @@ fn id(text: &str) -> InstanceId {
 struct Scenario {
     inbox: mpsc::Sender<Message>,
     snapshots: watch::Receiver<Arc<Snapshot>>,
-    orders: mpsc::UnboundedReceiver<JobOrder>,
+    orders: mpsc::UnboundedReceiver<Order>,
     shutdown: CancellationToken,
 }
 
@@ -398,8 +398,11 @@ async fn a_manual_trigger_queues_now() {
     let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
     s.send(config(&instances(1, "0 3 * * *", ""))).await;
     s.send(listing()).await;
-    s.send(Message::Command(super::Command::Trigger(id("i0"))))
-        .await;
+    s.send(Message::Command(super::Command::Trigger {
+        instance: id("i0"),
+        job: None,
+    }))
+    .await;
     assert_eq!(
         s.orders(),
         [(
@@ -408,7 +411,10 @@ async fn a_manual_trigger_queues_now() {
             Trigger::Manual
         )]
     );
-    s.send(Message::Command(super::Command::Trigger(id("unknown"))))
-        .await;
+    s.send(Message::Command(super::Command::Trigger {
+        instance: id("unknown"),
+        job: None,
+    }))
+    .await;
     assert!(s.orders().is_empty());
 }

@@ -11,6 +11,7 @@ use super::message::{Command, Message};
 use super::queue::{Queued, Trigger, WorkQueue};
 use crate::config::{Config, Diagnostic, Instance};
 use crate::model::{InstanceId, Inventory, InventoryChange, TargetId};
+use crate::store::JobId;
 
 /// An instance's next run, as far as the reconciler has worked it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,9 @@ pub struct State {
     pub catch_up_checked: bool,
     /// Unassigned target/instance pairs already logged, so each is warned about once.
     pub warned_unassigned: BTreeSet<(TargetId, InstanceId)>,
+    /// Job records that lost their run (merged into another queued run, or their instance
+    /// was removed), with why; the controller has the executor close them.
+    pub orphaned_jobs: Vec<(JobId, &'static str)>,
     /// Set when config or inventory changed and the graph must be rebuilt.
     graph_stale: bool,
 }
@@ -139,6 +143,7 @@ impl State {
             history,
             catch_up_checked: false,
             warned_unassigned: BTreeSet::new(),
+            orphaned_jobs: Vec::new(),
             graph_stale: false,
         }
     }
@@ -168,13 +173,16 @@ impl State {
                     diagnostics,
                 });
             }
-            Message::Command(Command::Trigger(instance)) => {
+            Message::Command(Command::Trigger { instance, job }) => {
                 if self.instances.contains_key(&instance) {
-                    let job = Queued {
-                        due: now,
-                        trigger: Trigger::Manual,
+                    let queued = Queued {
+                        job,
+                        ..Queued::new(now, Trigger::Manual)
                     };
-                    self.queue.push(instance, job);
+                    self.enqueue(instance, queued);
+                } else if let Some(job) = job {
+                    self.orphaned_jobs
+                        .push((job, "the instance is no longer configured"));
                 }
             }
             Message::JobFinished {
@@ -241,7 +249,10 @@ impl State {
             instances.insert(instance.id.clone(), runtime);
         }
         for removed in self.instances.keys() {
-            self.queue.forget(removed);
+            if let Some(job) = self.queue.forget(removed).and_then(|q| q.job) {
+                self.orphaned_jobs
+                    .push((job, "the instance was removed from the config"));
+            }
         }
         self.instances = instances;
         self.queue.set_limit(config.max_concurrent_jobs.get());
@@ -274,13 +285,21 @@ impl State {
                     runtime.next_run = next_run;
                 }
             }
-            Decision::Enqueue { instance, job } => {
-                self.queue.push(instance, job);
-            }
+            Decision::Enqueue { instance, job } => self.enqueue(instance, job),
             Decision::CatchUpChecked => self.catch_up_checked = true,
             Decision::WarnUnassigned { target, instance } => {
                 self.warned_unassigned.insert((target, instance));
             }
+        }
+    }
+
+    /// Queues a run, remembering a job record that lost its run in the merge.
+    fn enqueue(&mut self, instance: InstanceId, job: Queued) {
+        if let Some(orphan) = self.queue.push(instance, job) {
+            self.orphaned_jobs.push((
+                orphan,
+                "merged into another queued run of the same instance",
+            ));
         }
     }
 

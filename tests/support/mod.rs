@@ -147,3 +147,61 @@ pub fn show_marina_logs() {
 
 /// A real `marina run` process.
 pub mod daemon;
+
+/// Removes a local image when dropped.
+pub struct ImageGuard(pub String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = docker_output(&["image", "rm", "--force", &self.0]);
+    }
+}
+
+/// Builds the local image `tag` (no registry involved) from `dockerfile` and executable
+/// `files` (name, contents) placed beside it; the guard removes the image.
+pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> ImageGuard {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().expect("a temporary build context");
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("writing the Dockerfile");
+    for (name, contents) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).expect("writing a build file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("making a build file executable");
+    }
+    let guard = ImageGuard(tag.to_owned());
+    let output = Command::new("docker")
+        .args(["build", "--quiet", "--tag", tag])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the docker CLI: {e}"));
+    assert!(
+        output.status.success(),
+        "building test image {tag} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    guard
+}
+
+/// The ids of all containers (any state) carrying `label` (`key` or `key=value`).
+pub fn containers_with_label(label: &str) -> Vec<String> {
+    let filter = format!("label={label}");
+    docker(&["ps", "--all", "--quiet", "--no-trunc", "--filter", &filter])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits (about `seconds`) until `check` holds, polling four times a second off the async
+/// runtime's threads; fails the test with `what` otherwise.
+pub async fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..seconds * 4 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("{what} did not happen within {seconds}s");
+}

@@ -1,0 +1,259 @@
+//! `docker exec` with streamed output: dumps and hooks run inside their containers.
+//!
+//! Execs always run without a TTY (DEPENDENCIES.md, bollard pitfall 5): a TTY would buffer
+//! until newline and turn `\n` into `\r\n`, corrupting binary dumps. Without one the engine
+//! multiplexes stdout and stderr in binary-safe frames (32 KB at most), which are handed on
+//! one at a time: a dump never sits in memory as a whole.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+
+use super::client::is_not_found;
+use super::output::{
+    ExecStatus, ExecStream, LineSplitter, OutputLine, OutputStream, StatusProbe, StderrTail,
+};
+use super::runtime::{DockerRuntime, ExecSpec, ExecStdin, Result, RuntimeError};
+
+/// The multiplexed output of an exec or an attached container, as bollard delivers it.
+pub(super) type Frames =
+    Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+
+impl DockerRuntime {
+    /// Creates and starts an exec, returning its output frames and a probe for its status.
+    async fn start_exec(&self, spec: ExecSpec) -> Result<(String, Frames)> {
+        let docker = self.docker();
+        let container = spec.container;
+        let refused = |action, source| container_error(action, &container, source);
+        // Secrets are only in `env`, which the engine does not show in `inspect_exec`.
+        let env: Vec<String> = spec
+            .env
+            .iter()
+            .map(|(name, value)| format!("{name}={}", value.expose()))
+            .collect();
+        let options = CreateExecOptions {
+            attach_stdin: Some(spec.stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            env: Some(env),
+            cmd: Some(spec.cmd),
+            user: spec.user,
+            ..CreateExecOptions::default()
+        };
+        let created = docker
+            .create_exec(&container, options)
+            .await
+            .map_err(|e| refused("create an exec in", e))?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
+        let started = docker
+            .start_exec(&created.id, Some(start))
+            .await
+            .map_err(|e| refused("start an exec in", e))?;
+        let StartExecResults::Attached { output, input } = started else {
+            // Only a detached start answers without output, and this one was not detached.
+            return Err(RuntimeError::ExitCodeUnknown {
+                exec_id: created.id,
+            });
+        };
+        if let Some(ExecStdin(mut stdin)) = spec.stdin {
+            let exec_id = created.id.clone();
+            tokio::spawn(async move {
+                let mut input = input;
+                // Closing our end is what tells the process its stdin has ended.
+                let fed = tokio::io::copy(&mut stdin, &mut input).await;
+                let closed = input.shutdown().await;
+                if let Err(error) = fed.and(closed) {
+                    tracing::warn!(exec = %exec_id, error = %error,
+                        "Feeding stdin to a command in a container failed.");
+                }
+            });
+        }
+        Ok((created.id, output))
+    }
+
+    /// [`super::Runtime::exec`] on the engine.
+    pub(super) async fn exec_stream(&self, spec: ExecSpec) -> Result<ExecStream> {
+        let container = spec.container.clone();
+        tracing::debug!(container = %container, command = ?spec.cmd, user = ?spec.user,
+            "Starting a command in a container.");
+        let (exec_id, frames) = self.start_exec(spec).await?;
+        let stderr = StderrTail::new();
+        let reader = FrameReader {
+            frames,
+            pending: None,
+            offset: 0,
+            stderr: stderr.clone(),
+        };
+        let probe: StatusProbe = {
+            let docker = self.docker().clone();
+            let exec_id = exec_id.clone();
+            Arc::new(move || Box::pin(inspect_exec(docker.clone(), exec_id.clone())))
+        };
+        Ok(ExecStream::from_parts(
+            exec_id, container, reader, stderr, probe,
+        ))
+    }
+
+    /// [`super::Runtime::exec_capture`] on the engine.
+    pub(super) async fn exec_lines<F>(&self, spec: ExecSpec, mut on_line: F) -> Result<i64>
+    where
+        F: FnMut(OutputLine) + Send,
+    {
+        let container = spec.container.clone();
+        tracing::debug!(container = %container, command = ?spec.cmd, user = ?spec.user,
+            "Running a command in a container.");
+        let (exec_id, frames) = self.start_exec(spec).await?;
+        pump_lines(frames, &mut on_line)
+            .await
+            .map_err(|source| RuntimeError::Output {
+                container: container.clone(),
+                source: io::Error::other(source),
+            })?;
+        // The stream is done: `finish` only waits for the exit code now.
+        let probe: StatusProbe = {
+            let docker = self.docker().clone();
+            let exec_id = exec_id.clone();
+            Arc::new(move || Box::pin(inspect_exec(docker.clone(), exec_id.clone())))
+        };
+        let done = ExecStream::from_parts(exec_id, container, &[][..], StderrTail::new(), probe);
+        Ok(done.finish().await?.exit_code)
+    }
+}
+
+/// Reads an exec's status.
+pub(super) async fn inspect_exec(docker: bollard::Docker, exec_id: String) -> Result<ExecStatus> {
+    let inspected =
+        docker
+            .inspect_exec(&exec_id)
+            .await
+            .map_err(|source| RuntimeError::InspectExec {
+                exec_id: exec_id.clone(),
+                source,
+            })?;
+    let process = inspected.process_config.unwrap_or_default();
+    let command = process
+        .entrypoint
+        .into_iter()
+        .chain(process.arguments.unwrap_or_default())
+        .collect();
+    Ok(ExecStatus {
+        running: inspected.running.unwrap_or(false),
+        exit_code: inspected.exit_code,
+        command,
+        user: process.user.filter(|u| !u.is_empty()),
+    })
+}
+
+/// Delivers every line of multiplexed output to `on_line`, stdout and stderr each split on
+/// their own, until the output ends.
+pub(super) async fn pump_lines(
+    mut frames: Frames,
+    on_line: &mut impl FnMut(OutputLine),
+) -> Result<(), bollard::errors::Error> {
+    let mut stdout = LineSplitter::new(OutputStream::Stdout);
+    let mut stderr = LineSplitter::new(OutputStream::Stderr);
+    let mut result = Ok(());
+    while let Some(frame) = frames.next().await {
+        match frame {
+            Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                stdout.push(&message, on_line);
+            }
+            Ok(LogOutput::StdErr { message }) => stderr.push(&message, on_line),
+            Ok(LogOutput::StdIn { .. }) => {}
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
+    }
+    stdout.finish(on_line);
+    stderr.finish(on_line);
+    result
+}
+
+/// An exec's stdout as an [`AsyncRead`]: hands on one stdout frame at a time and moves stderr
+/// frames into the tail as they pass. Reading at the reader's pace is the backpressure: the
+/// engine stops reading from the process when Marina stops reading from the socket.
+struct FrameReader {
+    /// The multiplexed frames.
+    frames: Frames,
+    /// A stdout frame not yet handed on completely.
+    pending: Option<LogOutput>,
+    /// How much of `pending` was handed on.
+    offset: usize,
+    /// Where stderr goes.
+    stderr: StderrTail,
+}
+
+impl AsyncRead for FrameReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(frame) = &this.pending {
+                let bytes = &frame.as_ref()[this.offset..];
+                let n = bytes.len().min(buf.remaining());
+                buf.put_slice(&bytes[..n]);
+                this.offset += n;
+                if this.offset == frame.as_ref().len() {
+                    this.pending = None;
+                    this.offset = 0;
+                }
+                if n > 0 || buf.remaining() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            match this.frames.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                // End of output: a read of zero bytes.
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(error))) => {
+                    return Poll::Ready(Err(io::Error::other(error)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame {
+                    LogOutput::StdOut { .. } | LogOutput::Console { .. } => {
+                        if !frame.as_ref().is_empty() {
+                            this.pending = Some(frame);
+                            this.offset = 0;
+                        }
+                    }
+                    LogOutput::StdErr { message } => this.stderr.push(&message),
+                    LogOutput::StdIn { .. } => {}
+                },
+            }
+        }
+    }
+}
+
+/// A failed operation on a container, telling "does not exist" apart.
+pub(super) fn container_error(
+    action: &'static str,
+    container: &str,
+    source: bollard::errors::Error,
+) -> RuntimeError {
+    if is_not_found(&source) {
+        RuntimeError::NoSuchContainer {
+            container: container.to_owned(),
+        }
+    } else {
+        RuntimeError::Container {
+            action,
+            container: container.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,831 @@
+//! One job: an instance's run from `scheduled` to its end (SPEC §3).
+//!
+//! ```text
+//! scheduled → in_progress → success | partial_success | failed | aborted | timed_out
+//! ```
+//!
+//! Targets are staged one after another; each target's steps are the same for both backends
+//! (pre-hook, stop attached containers, read, start them again, post-hook), only where the
+//! data goes differs: restic reads a volume in place and streams dumps into the repository;
+//! a custom image gets the staging layout and then runs once over it. Whatever happens —
+//! success, failure, timeout, shutdown — the job's undo-work runs: stopped containers are
+//! started again and staging is removed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::checked::CheckedDump;
+use super::locks::VolumeLocks;
+use super::staging::{self, RESTIC_COPY_DIR, RunLayout};
+use super::undo::{Undo, UndoAction};
+use crate::backend::restic::{BackupOptions, Restic};
+use crate::clock;
+use crate::config::{Backend, Config, Instance};
+use crate::docker::dump::dump;
+use crate::docker::own_container::host_path;
+use crate::docker::{
+    ContainerRef, ExecSpec, HelperSpec, JobContainerSpec, MountSpec, OutputLine, PullPolicy,
+    RunOutcome, Runtime,
+};
+use crate::model::{DbKind, Secret, TargetKind, VolumePath};
+use crate::reconcile::JobOrder;
+use crate::reconcile::graph::{Found, Target};
+use crate::store::{JobId, JobStatus, JournalKind, Store};
+
+/// How long a container stopped for `stopAttached` may take to stop before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything a running job needs.
+pub struct JobContext<R> {
+    /// The container runtime.
+    pub runtime: Arc<R>,
+    /// The job store (status, journal; log lines arrive through `tracing`).
+    pub store: Store,
+    /// Per-volume locks shared by all jobs.
+    pub locks: VolumeLocks,
+    /// Marina's own container id when it runs in a container (for host paths).
+    pub own_container: Option<String>,
+    /// The job's record.
+    pub job: JobId,
+    /// The instance as configured when the job started.
+    pub instance: Instance,
+    /// The config the job started under.
+    pub config: Arc<Config>,
+    /// Fires when the job must stop (timeout, shutdown): running containers are killed.
+    pub cancel: CancellationToken,
+    /// Undo-work, journaled.
+    pub undo: Undo,
+}
+
+/// How one target went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetOutcome {
+    /// Shipped (restic) or staged (custom image), with a summary for the log.
+    Done(String),
+    /// Failed, with the reason.
+    Failed(String),
+}
+
+/// How a job's body ended, before timeouts and shutdown are taken into account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobResult {
+    /// The final status.
+    pub status: JobStatus,
+    /// Targets in the job.
+    pub total: u32,
+    /// Targets that made it.
+    pub successful: u32,
+    /// One line for the job record.
+    pub message: String,
+}
+
+/// Runs the job of `order` to its end and returns its final status. The caller races it
+/// against the instance timeout and shutdown by cancelling `ctx.cancel`.
+pub async fn run<R: Runtime + 'static>(ctx: &JobContext<R>, order: &JobOrder) -> JobResult {
+    let targets: Vec<&Target> = order.targets.iter().collect();
+    let total = u32::try_from(targets.len()).unwrap_or(u32::MAX);
+    if let Err(e) = ctx
+        .store
+        .set_job_targets(ctx.job, total, 0, clock::now())
+        .await
+    {
+        warn!(error = %e, "Could not record the job's target count.");
+    }
+    if targets.is_empty() {
+        warn!(
+            "The instance has no targets: nothing to back up. Add targets in the config or label volumes and containers."
+        );
+        return JobResult {
+            status: JobStatus::Failed,
+            total,
+            successful: 0,
+            message: "no targets to back up".into(),
+        };
+    }
+    let outcomes = match &ctx.instance.backend {
+        Backend::Restic { .. } => restic_job(ctx, &targets).await,
+        Backend::CustomImage { image } => custom_image_job(ctx, &targets, image).await,
+    };
+    summarise(total, &outcomes)
+}
+
+/// Turns per-target outcomes (and, for custom images, the container's) into the job result.
+fn summarise(total: u32, outcomes: &Result<Vec<TargetOutcome>, String>) -> JobResult {
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(message) => {
+            return JobResult {
+                status: JobStatus::Failed,
+                total,
+                successful: 0,
+                message: message.clone(),
+            };
+        }
+    };
+    let successful = u32::try_from(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, TargetOutcome::Done(_)))
+            .count(),
+    )
+    .unwrap_or(u32::MAX);
+    let failed = total - successful.min(total);
+    let (status, message) = match (successful, failed) {
+        (_, 0) => (JobStatus::Success, format!("all {total} targets backed up")),
+        (0, _) => (JobStatus::Failed, format!("all {total} targets failed")),
+        _ => (
+            JobStatus::PartialSuccess,
+            format!("{failed} of {total} targets failed"),
+        ),
+    };
+    JobResult {
+        status,
+        total,
+        successful,
+        message,
+    }
+}
+
+async fn record_progress<R>(ctx: &JobContext<R>, total: usize, outcomes: &[TargetOutcome]) {
+    let done = outcomes
+        .iter()
+        .filter(|o| matches!(o, TargetOutcome::Done(_)))
+        .count();
+    let (total, done) = (
+        u32::try_from(total).unwrap_or(u32::MAX),
+        u32::try_from(done).unwrap_or(u32::MAX),
+    );
+    if let Err(e) = ctx
+        .store
+        .set_job_targets(ctx.job, total, done, clock::now())
+        .await
+    {
+        warn!(error = %e, "Could not record the job's progress.");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// restic
+
+async fn restic_job<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    targets: &[&Target],
+) -> Result<Vec<TargetOutcome>, String> {
+    let Some(restic) = Restic::for_instance(&ctx.config, &ctx.instance) else {
+        return Err("the instance has no restic repository".into());
+    };
+    match restic.ensure_repository().await {
+        Ok(status) => info!(repository = ?status, "The restic repository is ready."),
+        Err(e) => {
+            error!(error = %e, "The restic repository cannot be used; no target was backed up.");
+            return Err(e.to_string());
+        }
+    }
+    if let Err(e) = restic.unlock().await {
+        warn!(error = %e, "Could not remove stale restic locks; the backup may wait for them.");
+    }
+    let mut outcomes = Vec::with_capacity(targets.len());
+    for target in targets {
+        let span = info_span!("target", target = %target.spec.id);
+        let outcome = restic_target(ctx, &restic, target)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| log_outcome(&outcome));
+        outcomes.push(outcome);
+        record_progress(ctx, targets.len(), &outcomes).await;
+    }
+    if outcomes.iter().any(|o| matches!(o, TargetOutcome::Done(_))) {
+        match restic.forget_prune().await {
+            Ok(summary) => info!(retention = %ctx.retention(), "Retention applied: {summary}."),
+            Err(e) => {
+                error!(error = %e, "Retention could not be applied; old snapshots are kept until the next run.")
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+async fn restic_target<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    restic: &Restic,
+    target: &Target,
+) -> TargetOutcome {
+    if let Some(problem) = not_ready(target) {
+        return TargetOutcome::Failed(problem);
+    }
+    match (&target.spec.kind, &target.found) {
+        (TargetKind::Volume { paths, .. }, Some(Found::Volume(volume))) => {
+            let _lock = ctx.locks.lock(&volume.name).await;
+            with_hooks(ctx, target, || async {
+                let stopped = stop_attached(ctx, target).await?;
+                let result = restic_volume(
+                    ctx,
+                    restic,
+                    target,
+                    &volume.name,
+                    volume.mountpoint.as_deref(),
+                    paths,
+                )
+                .await;
+                start_again(ctx, stopped).await;
+                result
+            })
+            .await
+        }
+        (TargetKind::Db { dump_args, .. }, Some(Found::Container(container))) => {
+            let Some(kind) = target.db_kind else {
+                return TargetOutcome::Failed(
+                    "the database kind is unknown; set dbKind or the db label".into(),
+                );
+            };
+            with_hooks(ctx, target, || async {
+                let stream = dump(&*ctx.runtime, &container.id, kind, dump_args)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let tool = stream.tool();
+                info!(tool, "Streaming the dump into restic.");
+                let filename = format!("{}/{}", container.name, kind.dump_file_name());
+                let mut checked = CheckedDump::new(stream);
+                let summary = restic
+                    .backup_stdin(
+                        &target.spec.id,
+                        &filename,
+                        &mut checked,
+                        &BackupOptions::default(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let bytes = match checked.outcome() {
+                    Some(Ok(dumped)) => dumped.bytes,
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => 0,
+                };
+                Ok(format!("{tool} dump of {} bytes; {summary}", bytes))
+            })
+            .await
+        }
+        _ => TargetOutcome::Failed("the target's volume or container is not there".into()),
+    }
+}
+
+/// Backs up a volume's paths: in place when Marina can read the volume's data directory
+/// (a host binary, or a container with the volumes mounted), else from a fresh copy made by
+/// a helper container into a stable staging directory.
+async fn restic_volume<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    restic: &Restic,
+    target: &Target,
+    volume: &str,
+    mountpoint: Option<&Path>,
+    paths: &[VolumePath],
+) -> Result<String, String> {
+    let readable = match mountpoint {
+        Some(dir) => tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()),
+        None => false,
+    };
+    let (root, options, copy) = match (readable, mountpoint) {
+        (true, Some(dir)) => (dir.to_path_buf(), BackupOptions::default(), None),
+        _ => {
+            let copy = ctx
+                .config
+                .staging_dir
+                .join(ctx.instance.id.as_str())
+                .join(RESTIC_COPY_DIR)
+                .join("vol")
+                .join(volume);
+            info!(
+                volume,
+                "The volume's data is not visible to Marina; copying it with a helper container."
+            );
+            let undo = ctx
+                .undo
+                .promise(UndoAction::RemoveDir(copy.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            copy_volume(ctx, volume, paths, &copy).await?;
+            let options = BackupOptions {
+                ignore_inode: true,
+                ..BackupOptions::default()
+            };
+            (copy.clone(), options, Some((copy, undo)))
+        }
+    };
+    let result = async {
+        let absolute: Vec<PathBuf> = paths.iter().map(|p| if p.is_root() { root.clone() } else { root.join(p.relative()) }).collect();
+        for (path, shown) in absolute.iter().zip(paths) {
+            if tokio::fs::symlink_metadata(path).await.is_err() {
+                return Err(format!("path {shown} does not exist in volume {volume}"));
+            }
+        }
+        if !target.spec.allow_empty && !any_content(&absolute).await? {
+            return Err(format!("no data staged for {} — is the volume empty? (set allowEmpty to accept an empty volume)", target.spec.id));
+        }
+        let summary = restic.backup_paths(&target.spec.id, &absolute, &options).await.map_err(|e| e.to_string())?;
+        Ok(summary.to_string())
+    }
+    .await;
+    if let Some((copy, undo)) = copy {
+        if tokio::fs::remove_dir_all(&copy).await.is_ok() {
+            ctx.undo.fulfilled(undo).await;
+        }
+    }
+    result
+}
+
+async fn any_content(paths: &[PathBuf]) -> Result<bool, String> {
+    let paths = paths.to_vec();
+    tokio::task::spawn_blocking(move || {
+        for path in &paths {
+            if staging::has_content(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })
+    .await
+    .map_err(|e| format!("the content check failed: {e}"))?
+}
+
+// ---------------------------------------------------------------------------------------
+// custom image
+
+async fn custom_image_job<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    targets: &[&Target],
+    image: &str,
+) -> Result<Vec<TargetOutcome>, String> {
+    let layout = RunLayout::new(&ctx.config.staging_dir, &ctx.instance.id, clock::now());
+    let run_dir = layout.run_dir();
+    let undo = ctx
+        .undo
+        .promise(UndoAction::RemoveDir(run_dir.clone()))
+        .await
+        .map_err(|e| format!("cannot journal the staging directory: {e}"))?;
+    tokio::fs::create_dir_all(&run_dir).await.map_err(|e| {
+        format!(
+            "cannot create the staging directory {}: {e}",
+            run_dir.display()
+        )
+    })?;
+    let mut outcomes = Vec::with_capacity(targets.len());
+    for target in targets {
+        let span = info_span!("target", target = %target.spec.id);
+        let outcome = stage_target(ctx, &layout, target)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| log_outcome(&outcome));
+        outcomes.push(outcome);
+    }
+    let staged = outcomes
+        .iter()
+        .filter(|o| matches!(o, TargetOutcome::Done(_)))
+        .count();
+    let result = if staged == 0 {
+        Err("no target could be staged; the backup image was not run".to_owned())
+    } else {
+        run_backend(ctx, &layout, image).await.map(|()| outcomes)
+    };
+    if let Ok(outcomes) = &result {
+        record_progress(ctx, targets.len(), outcomes).await;
+    }
+    match tokio::fs::remove_dir_all(&run_dir).await {
+        Ok(()) => ctx.undo.fulfilled(undo).await,
+        Err(e) => {
+            warn!(path = %run_dir.display(), error = %e, "Could not remove the staging directory now; it is retried at the end of the job.")
+        }
+    }
+    result
+}
+
+/// Stages one target in the seed's layout.
+async fn stage_target<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    layout: &RunLayout,
+    target: &Target,
+) -> TargetOutcome {
+    if let Some(problem) = not_ready(target) {
+        return TargetOutcome::Failed(problem);
+    }
+    match (&target.spec.kind, &target.found) {
+        (TargetKind::Volume { paths, .. }, Some(Found::Volume(volume))) => {
+            let _lock = ctx.locks.lock(&volume.name).await;
+            with_hooks(ctx, target, || async {
+                let stopped = stop_attached(ctx, target).await?;
+                let dir = layout.volume_dir(&volume.name);
+                let result = copy_volume(ctx, &volume.name, paths, &dir).await;
+                start_again(ctx, stopped).await;
+                result?;
+                if !target.spec.allow_empty && !any_content(std::slice::from_ref(&dir)).await? {
+                    return Err(format!("no data staged for {} — is the volume empty? (set allowEmpty to accept an empty volume)", target.spec.id));
+                }
+                Ok(format!("staged into {}", dir.display()))
+            })
+            .await
+        }
+        (TargetKind::Db { dump_args, .. }, Some(Found::Container(container))) => {
+            let Some(kind) = target.db_kind else {
+                return TargetOutcome::Failed(
+                    "the database kind is unknown; set dbKind or the db label".into(),
+                );
+            };
+            with_hooks(ctx, target, || async {
+                dump_to_file(
+                    ctx,
+                    &container.id,
+                    &container.name,
+                    kind,
+                    dump_args,
+                    &layout.dump_file(&container.name, kind),
+                )
+                .await
+            })
+            .await
+        }
+        _ => TargetOutcome::Failed("the target's volume or container is not there".into()),
+    }
+}
+
+/// Streams a dump into its file in the staging layout (never through memory, never inside
+/// the database container).
+async fn dump_to_file<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    container_id: &str,
+    container_name: &str,
+    kind: DbKind,
+    dump_args: &[String],
+    file: &Path,
+) -> Result<String, String> {
+    if let Some(dir) = file.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut stream = dump(&*ctx.runtime, container_id, kind, dump_args)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tool = stream.tool();
+    let mut out = tokio::fs::File::create(file)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", file.display()))?;
+    tokio::io::copy(&mut stream, &mut out)
+        .await
+        .map_err(|e| format!("writing the dump of {container_name} failed: {e}"))?;
+    out.flush()
+        .await
+        .map_err(|e| format!("writing the dump of {container_name} failed: {e}"))?;
+    let summary = stream.finish().await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{tool} dump of {} bytes staged as {}",
+        summary.bytes,
+        file.display()
+    ))
+}
+
+/// Runs the custom image once over the staged run (SPEC §4.2).
+async fn run_backend<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    layout: &RunLayout,
+    image: &str,
+) -> Result<(), String> {
+    let host_dir = host_path(
+        &*ctx.runtime,
+        ctx.own_container.as_deref(),
+        &layout.instance_root,
+    )
+    .await
+    .map_err(|e| format!("cannot find the host path of the staging directory: {e}"))?;
+    let mut env: Vec<(String, Secret)> = ctx
+        .instance
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.push((
+        "MARINA_INSTANCE_ID".into(),
+        Secret::new(ctx.instance.id.to_string()),
+    ));
+    env.push((
+        "MARINA_HOSTNAME".into(),
+        Secret::new(ctx.config.node_name.clone()),
+    ));
+    env.push((
+        "MARINA_BACKUP_DIR".into(),
+        Secret::new(layout.backup_dir_in_container()),
+    ));
+    let spec = JobContainerSpec {
+        image: image.to_owned(),
+        job_id: ctx.job.to_string(),
+        instance_id: ctx.instance.id.to_string(),
+        env,
+        host_dir,
+        pull: PullPolicy::IfMissing,
+        timeout: None,
+    };
+    let journal = ctx
+        .store
+        .journal_add(
+            ctx.job,
+            JournalKind::BackendContainer,
+            &ctx.job.to_string(),
+            image,
+            clock::now(),
+        )
+        .await
+        .map_err(|e| format!("cannot journal the backup container: {e}"))?;
+    info!(image, "Running the backup image.");
+    let outcome = ctx
+        .runtime
+        .run_job_container(spec, log_output, ctx.cancel.clone())
+        .await;
+    if let Err(e) = ctx.store.journal_resolve(journal, clock::now()).await {
+        warn!(error = %e, "Could not mark the backup container as removed.");
+    }
+    match outcome.map_err(|e| e.to_string())? {
+        RunOutcome::Exited(0) => {
+            info!(image, "The backup image finished successfully.");
+            Ok(())
+        }
+        RunOutcome::Exited(code) => {
+            Err(format!("the backup image {image} exited with code {code}"))
+        }
+        RunOutcome::TimedOut | RunOutcome::Cancelled => Err(format!(
+            "the backup image {image} was stopped before it finished"
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// steps shared by both backends
+
+/// Why a target cannot be backed up now, if it cannot.
+fn not_ready(target: &Target) -> Option<String> {
+    (!target.ready.is_true()).then(|| format!("{}: {}", target.ready.reason, target.ready.message))
+}
+
+/// Runs `stage` between the target's pre-hook and post-hook (SPEC §3.3): a failing pre-hook
+/// fails the target; the post-hook runs whatever happened and only warns.
+async fn with_hooks<R, F, Fut>(ctx: &JobContext<R>, target: &Target, stage: F) -> TargetOutcome
+where
+    R: Runtime + 'static,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<String, String>>,
+{
+    let result = match &target.spec.pre_hook {
+        Some(hook) => match run_hook(ctx, target, "pre", hook).await {
+            Ok(()) => stage().await,
+            Err(e) => Err(e),
+        },
+        None => stage().await,
+    };
+    if let Some(hook) = &target.spec.post_hook
+        && let Err(e) = run_hook(ctx, target, "post", hook).await
+    {
+        warn!("{e}");
+    }
+    match result {
+        Ok(summary) => TargetOutcome::Done(summary),
+        Err(reason) => TargetOutcome::Failed(reason),
+    }
+}
+
+/// Runs a hook with `sh -c` in the db container, or in the first running container that
+/// mounts the volume; without one, the hook is skipped with a warning.
+async fn run_hook<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    target: &Target,
+    which: &str,
+    hook: &str,
+) -> Result<(), String> {
+    let container = match &target.found {
+        Some(Found::Container(container)) => Some(container.id.clone()),
+        Some(Found::Volume(volume)) => ctx
+            .runtime
+            .running_writers(&volume.name)
+            .await
+            .map_err(|e| format!("{which}-hook: cannot list the containers using the volume: {e}"))?
+            .into_iter()
+            .next()
+            .map(|c| c.id),
+        None => None,
+    };
+    let Some(container) = container else {
+        warn!(
+            hook = which,
+            "No running container mounts the volume; the {which}-hook is skipped."
+        );
+        return Ok(());
+    };
+    info!(hook = which, "Running the {which}-hook.");
+    let spec = ExecSpec::new(container, vec!["sh".into(), "-c".into(), hook.to_owned()]);
+    let code = ctx
+        .runtime
+        .exec_capture(spec, log_output)
+        .await
+        .map_err(|e| format!("{which}-hook could not run: {e}"))?;
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(format!("{which}-hook exited with code {code}"))
+    }
+}
+
+/// Stops the running containers that write to the target's volume when `stopAttached` says
+/// so (SPEC §3.2), journaling each before stopping it.
+async fn stop_attached<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    target: &Target,
+) -> Result<Vec<(ContainerRef, crate::store::JournalId)>, String> {
+    let (TargetKind::Volume { stop_attached, .. }, Some(Found::Volume(volume))) =
+        (&target.spec.kind, &target.found)
+    else {
+        return Ok(Vec::new());
+    };
+    if !stop_attached.unwrap_or(ctx.instance.stop_attached) {
+        return Ok(Vec::new());
+    }
+    let writers = ctx
+        .runtime
+        .running_writers(&volume.name)
+        .await
+        .map_err(|e| format!("cannot list the containers using the volume: {e}"))?;
+    let mut stopped = Vec::with_capacity(writers.len());
+    for container in writers {
+        let action = UndoAction::StartContainer {
+            id: container.id.clone(),
+            name: container.name.clone(),
+        };
+        let journal = ctx
+            .undo
+            .promise(action)
+            .await
+            .map_err(|e| format!("cannot journal the stop of {}: {e}", container.name))?;
+        info!(container = %container.name, "Stopping the container while its volume is staged.");
+        if let Err(e) = ctx
+            .runtime
+            .stop_container(&container.id, STOP_TIMEOUT)
+            .await
+        {
+            start_again(ctx, stopped).await;
+            ctx.undo.fulfilled(journal).await;
+            return Err(format!("cannot stop container {}: {e}", container.name));
+        }
+        stopped.push((container, journal));
+    }
+    Ok(stopped)
+}
+
+/// Starts the containers stopped for staging, as soon as the volume is staged.
+async fn start_again<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    stopped: Vec<(ContainerRef, crate::store::JournalId)>,
+) {
+    for (container, journal) in stopped {
+        match ctx.runtime.start_container(&container.id).await {
+            Ok(()) => {
+                info!(container = %container.name, "Started the container again.");
+                ctx.undo.fulfilled(journal).await;
+            }
+            Err(e) => {
+                error!(container = %container.name, error = %e, "Could not start the container again; Marina retries at the end of the job.")
+            }
+        }
+    }
+}
+
+/// Copies a volume's paths into `dest` (as Marina sees it) with a helper container that
+/// mounts the volume read-only. Every exit code is checked; there is no time limit.
+async fn copy_volume<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    volume: &str,
+    paths: &[VolumePath],
+    dest: &Path,
+) -> Result<(), String> {
+    tokio::fs::create_dir_all(dest)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+    let host_dest = host_path(&*ctx.runtime, ctx.own_container.as_deref(), dest)
+        .await
+        .map_err(|e| format!("cannot find the host path of the staging directory: {e}"))?;
+    let spec = HelperSpec {
+        image: ctx.config.helper_image.clone(),
+        job_id: ctx.job.to_string(),
+        mounts: vec![
+            MountSpec::Volume {
+                volume: volume.to_owned(),
+                target: "/source".into(),
+                read_only: true,
+            },
+            MountSpec::Bind {
+                source: host_dest,
+                target: "/staging".into(),
+                read_only: false,
+            },
+        ],
+        command: vec!["sh".into(), "-c".into(), copy_script(paths)],
+        pull: PullPolicy::IfMissing,
+        timeout: None,
+    };
+    match ctx
+        .runtime
+        .run_helper(spec, log_output, ctx.cancel.clone())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        RunOutcome::Exited(0) => Ok(()),
+        RunOutcome::Exited(code) => Err(format!(
+            "copying volume {volume} failed (the helper exited with code {code}; its output is in the log above)"
+        )),
+        RunOutcome::TimedOut | RunOutcome::Cancelled => {
+            Err(format!("copying volume {volume} was stopped"))
+        }
+    }
+}
+
+/// The helper's shell script: copy each path (a missing one is an error), preserving
+/// everything `cp -a` preserves.
+fn copy_script(paths: &[VolumePath]) -> String {
+    let mut script = String::from("set -e\n");
+    for path in paths {
+        if path.is_root() {
+            script.push_str("cp -a /source/. /staging/\n");
+        } else {
+            let quoted = shell_quote(path.relative());
+            script.push_str(&format!(
+                "if [ ! -e /source/{quoted} ]; then echo \"path /\"{quoted}\" does not exist in the volume\" >&2; exit 3; fi\nmkdir -p \"$(dirname /staging/{quoted})\"\ncp -a /source/{quoted} /staging/{quoted}\n"
+            ));
+        }
+    }
+    script
+}
+
+/// Quotes `text` for `sh` with single quotes.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Output of hooks, helpers and backend containers goes into the job log line by line.
+fn log_output(line: OutputLine) {
+    info!("{}", line.text);
+}
+
+fn log_outcome(outcome: &TargetOutcome) {
+    match outcome {
+        TargetOutcome::Done(summary) => info!("Target backed up: {summary}."),
+        TargetOutcome::Failed(reason) => error!("Target failed: {reason}."),
+    }
+}
+
+impl<R> JobContext<R> {
+    fn retention(&self) -> String {
+        match &self.instance.backend {
+            Backend::Restic { retention, .. } => retention.to_string(),
+            Backend::CustomImage { .. } => String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_scripts_quote_paths() {
+        let paths = [
+            VolumePath::root(),
+            VolumePath::parse("/it's here/x").unwrap(),
+        ];
+        let script = copy_script(&paths);
+        assert!(script.contains("cp -a /source/. /staging/"));
+        assert!(
+            script.contains(r"cp -a /source/'it'\''s here/x' /staging/'it'\''s here/x'"),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn the_job_status_follows_the_targets() {
+        let done = TargetOutcome::Done("ok".into());
+        let failed = TargetOutcome::Failed("no".into());
+        assert_eq!(
+            summarise(2, &Ok(vec![done.clone(), done.clone()])).status,
+            JobStatus::Success
+        );
+        let partial = summarise(2, &Ok(vec![done, failed.clone()]));
+        assert_eq!(
+            (partial.status, partial.successful, partial.message.as_str()),
+            (JobStatus::PartialSuccess, 1, "1 of 2 targets failed")
+        );
+        assert_eq!(summarise(1, &Ok(vec![failed])).status, JobStatus::Failed);
+        assert_eq!(
+            summarise(3, &Err("repository broken".into())).message,
+            "repository broken"
+        );
+    }
+}

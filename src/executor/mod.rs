@@ -1,0 +1,237 @@
+//! The hands: runs the jobs the controller starts (SPEC §3, §5).
+//!
+//! The controller's work queue already bounds how many jobs run (`maxConcurrentJobs`) and
+//! never starts one instance twice; the executor runs each order as its own task, enforces
+//! the instance `timeout`, and on shutdown gives running jobs `shutdownGrace` to finish before
+//! aborting them cleanly. Every outcome goes back to the controller as a message.
+//!
+//! - [`job`] — one job's lifecycle and its steps (hooks, stopAttached, staging, shipping).
+//! - [`staging`] — the staging layout and the empty-data check.
+//! - [`undo`] — journaled undo-work; [`recovery`] replays it after a crash.
+//! - [`locks`] — one volume is staged by one job at a time.
+//! - [`checked`] — a dump stream that fails at its end when the dump tool failed.
+
+pub mod checked;
+pub mod job;
+pub mod locks;
+pub mod recovery;
+pub mod staging;
+pub mod undo;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use self::job::{JobContext, JobResult};
+use self::locks::VolumeLocks;
+use self::undo::Undo;
+use crate::clock;
+use crate::docker::Runtime;
+use crate::reconcile::{JobOrder, Message, Order};
+use crate::store::{JobId, JobStatus, Store};
+
+/// Runs jobs; see the [module docs](self).
+pub struct Executor<R> {
+    runtime: Arc<R>,
+    store: Store,
+    inbox: mpsc::Sender<Message>,
+    locks: VolumeLocks,
+    /// Marina's own container, when it runs in one (host paths of staging).
+    own_container: Option<String>,
+}
+
+impl<R: Runtime + 'static> Executor<R> {
+    /// An executor reporting to the controller's `inbox`.
+    pub fn new(
+        runtime: Arc<R>,
+        store: Store,
+        inbox: mpsc::Sender<Message>,
+        own_container: Option<String>,
+    ) -> Self {
+        Self {
+            runtime,
+            store,
+            inbox,
+            locks: VolumeLocks::default(),
+            own_container,
+        }
+    }
+
+    /// Takes orders until `shutdown`; then lets running jobs finish for `grace` and aborts
+    /// what is still running (containers started again, staging removed, jobs `aborted`).
+    pub async fn run(
+        self,
+        mut orders: mpsc::UnboundedReceiver<Order>,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) {
+        let this = Arc::new(self);
+        let jobs = TaskTracker::new();
+        let abort = CancellationToken::new();
+        loop {
+            let order = tokio::select! {
+                () = shutdown.cancelled() => break,
+                order = orders.recv() => order,
+            };
+            match order {
+                Some(Order::Run(order)) => {
+                    let this = Arc::clone(&this);
+                    let abort = abort.clone();
+                    jobs.spawn(async move { this.run_job(*order, abort).await });
+                }
+                Some(Order::Close { job, reason }) => this.close(job, reason).await,
+                None => break,
+            }
+        }
+        jobs.close();
+        if !jobs.is_empty() {
+            info!(jobs = jobs.len(), grace = ?grace, "Waiting for running jobs to finish before stopping.");
+        }
+        if tokio::time::timeout(grace, jobs.wait()).await.is_err() {
+            warn!(
+                jobs = jobs.len(),
+                "The shutdown grace period is over; aborting the running jobs."
+            );
+            abort.cancel();
+            jobs.wait().await;
+        }
+        if let Err(e) = this.store.flush().await {
+            error!(error = %e, "Could not write the last log lines to the job store.");
+        }
+    }
+
+    /// Closes a job record that will never run.
+    async fn close(&self, job: JobId, reason: &str) {
+        if let Err(e) = self
+            .store
+            .set_job_status(
+                job,
+                JobStatus::Aborted,
+                Some(reason.to_owned()),
+                clock::now(),
+            )
+            .await
+        {
+            warn!(job = %job, error = %e, "Could not close a job that will not run.");
+        }
+    }
+
+    async fn run_job(self: Arc<Self>, order: JobOrder, abort: CancellationToken) {
+        let instance = order.instance.id.clone();
+        let job = match order.job.job {
+            Some(job) => job,
+            None => match self
+                .store
+                .create_job(
+                    &instance,
+                    &order.config.node_name,
+                    order.job.trigger,
+                    clock::now(),
+                )
+                .await
+            {
+                Ok(record) => record.id,
+                Err(e) => {
+                    error!(instance = %instance, error = %e, "Cannot record the job; it does not run. Check the job store (dbPath).");
+                    self.finished(&order, false).await;
+                    return;
+                }
+            },
+        };
+        let span = info_span!("job", job_id = job.0, instance = %instance);
+        let succeeded = self.run_recorded(job, &order, abort).instrument(span).await;
+        self.finished(&order, succeeded).await;
+    }
+
+    /// Runs a job that has a record, racing it against its timeout and shutdown; returns
+    /// whether it succeeded.
+    async fn run_recorded(&self, job: JobId, order: &JobOrder, abort: CancellationToken) -> bool {
+        if let Err(e) = self
+            .store
+            .set_job_status(job, JobStatus::InProgress, None, clock::now())
+            .await
+        {
+            error!(error = %e, "Cannot record the job's start; it does not run.");
+            return false;
+        }
+        info!(trigger = ?order.job.trigger, "Backup started.");
+        let ctx = JobContext {
+            runtime: Arc::clone(&self.runtime),
+            store: self.store.clone(),
+            locks: self.locks.clone(),
+            own_container: self.own_container.clone(),
+            job,
+            instance: order.instance.clone(),
+            config: Arc::clone(&order.config),
+            cancel: CancellationToken::new(),
+            undo: Undo::new(self.store.clone(), job),
+        };
+        let deadline = order.instance.timeout;
+        let result = tokio::select! {
+            result = job::run(&ctx, order) => result,
+            () = sleep_or_forever(deadline) => interrupted(JobStatus::TimedOut, format!("the job ran longer than its timeout of {}", humantime::format_duration(deadline.unwrap_or_default()))),
+            () = abort.cancelled() => interrupted(JobStatus::Aborted, "Marina shut down before the job finished".to_owned()),
+        };
+        // Kill whatever container the interrupted body left running, then put things back.
+        ctx.cancel.cancel();
+        ctx.undo.run_all(&*self.runtime).await;
+        match result.status {
+            JobStatus::Success => info!(message = %result.message, "Backup finished: success."),
+            JobStatus::PartialSuccess => {
+                warn!(message = %result.message, "Backup finished: partial success.")
+            }
+            status => {
+                error!(message = %result.message, status = %status, "Backup did not succeed.")
+            }
+        }
+        let now = clock::now();
+        // An interrupted job keeps the progress it recorded as it went.
+        let finished_normally = !matches!(result.status, JobStatus::TimedOut | JobStatus::Aborted);
+        if finished_normally
+            && let Err(e) = self
+                .store
+                .set_job_targets(job, result.total, result.successful, now)
+                .await
+        {
+            warn!(error = %e, "Could not record the job's target counts.");
+        }
+        if let Err(e) = self
+            .store
+            .set_job_status(job, result.status, Some(result.message.clone()), now)
+            .await
+        {
+            error!(error = %e, "Could not record the job's outcome.");
+        }
+        result.status == JobStatus::Success
+    }
+
+    async fn finished(&self, order: &JobOrder, succeeded: bool) {
+        let message = Message::JobFinished {
+            instance: order.instance.id.clone(),
+            succeeded,
+        };
+        if self.inbox.send(message).await.is_err() {
+            warn!(instance = %order.instance.id, "The controller has stopped; the job's end is only in the job store.");
+        }
+    }
+}
+
+fn interrupted(status: JobStatus, message: String) -> JobResult {
+    JobResult {
+        status,
+        total: 0,
+        successful: 0,
+        message,
+    }
+}
+
+async fn sleep_or_forever(deadline: Option<Duration>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep(deadline).await,
+        None => std::future::pending().await,
+    }
+}
