@@ -178,7 +178,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
         ));
     }
 
-    let served = server.await;
+    let outcome = server.await;
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
@@ -186,7 +186,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
         error!(error = %e, "The job store did not close cleanly.");
     }
     info!("Marina stopped.");
-    match served {
+    match outcome {
         Ok(result) => result.map_err(AppError::Serve),
         Err(e) => Err(AppError::Serve(std::io::Error::other(e))),
     }
@@ -309,24 +309,23 @@ pub async fn backup(
     instance: &str,
     url: Option<String>,
 ) -> Result<Accepted, AppError> {
-    let base = match url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let (loaded, _) = load_config(config_path)?;
-            let api = &loaded.config.api;
-            let host = if api.bind.is_unspecified() {
-                if api.bind.is_ipv4() {
-                    "127.0.0.1".to_owned()
-                } else {
-                    "[::1]".to_owned()
-                }
-            } else if api.bind.is_ipv6() {
-                format!("[{}]", api.bind)
+    let base = if let Some(url) = url {
+        url.trim_end_matches('/').to_owned()
+    } else {
+        let (loaded, _) = load_config(config_path)?;
+        let api = &loaded.config.api;
+        let host = if api.bind.is_unspecified() {
+            if api.bind.is_ipv4() {
+                "127.0.0.1".to_owned()
             } else {
-                api.bind.to_string()
-            };
-            format!("http://{host}:{}", api.port)
-        }
+                "[::1]".to_owned()
+            }
+        } else if api.bind.is_ipv6() {
+            format!("[{}]", api.bind)
+        } else {
+            api.bind.to_string()
+        };
+        format!("http://{host}:{}", api.port)
     };
     let endpoint = format!("{base}/api/instances/{instance}/backup");
     let response = reqwest::Client::new()

@@ -750,7 +750,7 @@ impl Restic {
                     .collect(),
                 unreadable_count: stream.error_count,
             }),
-            _ => Err(self.failed(command, &finished)),
+            _ => Err(self.failed(command, finished)),
         }
     }
 
@@ -1427,6 +1427,8 @@ fn hint(command: &str, message: &str) -> &'static str {
         "another restic process holds a lock on the repository (for example a prune from another node); the next run tries again, and stale locks are removed before each backup"
     } else if message.contains("wrong password or no key found") {
         "check the password in the instance's `env`"
+    } else if message.contains("unable to open config file") {
+        "the repository could not be opened: check that it exists and is reachable (Marina initialises a missing repository before a backup)"
     } else if command.starts_with("backup") {
         "no snapshot was saved for this target"
     } else if command.starts_with("forget") {
@@ -1617,7 +1619,10 @@ mod tests {
             "restic crashed: panic: runtime error: slice bounds out of range [16:8]"
         );
         assert_eq!(summarize("\n\n"), "restic printed no error message");
-        let many: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        let many = (0..30)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(summarize(&many).starts_with("line 20; "));
     }
 

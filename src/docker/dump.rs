@@ -12,6 +12,7 @@
 //! fails when the tool exits non-zero (with its stderr, secrets scrubbed) or writes nothing.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -386,7 +387,6 @@ pub fn scrub(text: &str, secrets: &[Secret]) -> String {
 
 /// A running dump: read it to the end as an [`AsyncRead`], then call [`DumpStream::finish`],
 /// which fails when the tool failed or wrote nothing.
-#[derive(Debug)]
 pub struct DumpStream {
     /// The database container's name, for messages.
     container: String,
@@ -409,6 +409,16 @@ pub struct DumpSummary {
     pub tool: &'static str,
     /// The dump's size in bytes.
     pub bytes: u64,
+}
+
+impl fmt::Debug for DumpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DumpStream")
+            .field("container", &self.container)
+            .field("tool", &self.tool)
+            .field("exec", &self.exec)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DumpStream {

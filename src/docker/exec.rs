@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use super::client::is_not_found;
 use super::output::{
     ExecStatus, ExecStream, LineSplitter, OutputLine, OutputStream, StatusProbe, StderrTail,
+    poll_exit_code,
 };
 use super::runtime::{DockerRuntime, ExecSpec, ExecStdin, Result, RuntimeError};
 
@@ -62,9 +63,12 @@ impl DockerRuntime {
             .map_err(|e| refused("start an exec in", e))?;
         let StartExecResults::Attached { output, input } = started else {
             // Only a detached start answers without output, and this one was not detached.
-            return Err(RuntimeError::ExitCodeUnknown {
-                exec_id: created.id,
-            });
+            return Err(refused(
+                "attach to an exec in",
+                bollard::errors::Error::DockerStreamError {
+                    error: "the engine started the exec detached".to_owned(),
+                },
+            ));
         };
         if let Some(ExecStdin(mut stdin)) = spec.stdin {
             let exec_id = created.id.clone();
@@ -120,14 +124,10 @@ impl DockerRuntime {
                 container: container.clone(),
                 source: io::Error::other(source),
             })?;
-        // The stream is done: `finish` only waits for the exit code now.
-        let probe: StatusProbe = {
-            let docker = self.docker().clone();
-            let exec_id = exec_id.clone();
-            Arc::new(move || Box::pin(inspect_exec(docker.clone(), exec_id.clone())))
-        };
-        let done = ExecStream::from_parts(exec_id, container, &[][..], StderrTail::new(), probe);
-        Ok(done.finish().await?.exit_code)
+        poll_exit_code(&exec_id, || {
+            inspect_exec(self.docker().clone(), exec_id.clone())
+        })
+        .await
     }
 }
 

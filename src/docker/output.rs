@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -294,28 +295,39 @@ impl ExecStream {
                 container: self.container.clone(),
                 source,
             })?;
-        let mut pause = STATUS_POLL_START;
-        for _ in 0..STATUS_POLLS {
-            let status = (self.status)().await?;
-            if !status.running {
-                let exit_code = status
-                    .exit_code
-                    .ok_or_else(|| RuntimeError::ExitCodeUnknown {
-                        exec_id: self.exec_id.clone(),
-                    })?;
-                return Ok(ExecOutcome {
-                    exit_code,
-                    stderr: self.stderr.text(),
-                    stdout_bytes: self.stdout_bytes,
-                });
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(STATUS_POLL_MAX);
-        }
-        Err(RuntimeError::ExitCodeUnknown {
-            exec_id: self.exec_id.clone(),
+        let exit_code = poll_exit_code(&self.exec_id, || (self.status)()).await?;
+        Ok(ExecOutcome {
+            exit_code,
+            stderr: self.stderr.text(),
+            stdout_bytes: self.stdout_bytes,
         })
     }
+}
+
+/// Asks `status` until the exec no longer runs and returns its exit code. Once the output has
+/// ended the engine normally has the code at the first ask; the pauses cover the short moment
+/// when it has not recorded it yet.
+pub(crate) async fn poll_exit_code<F, Fut>(
+    exec_id: &str,
+    mut status: F,
+) -> Result<i64, RuntimeError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<ExecStatus, RuntimeError>>,
+{
+    let unknown = || RuntimeError::ExitCodeUnknown {
+        exec_id: exec_id.to_owned(),
+    };
+    let mut pause = STATUS_POLL_START;
+    for _ in 0..STATUS_POLLS {
+        let status = status().await?;
+        if !status.running {
+            return status.exit_code.ok_or_else(unknown);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(STATUS_POLL_MAX);
+    }
+    Err(unknown())
 }
 
 impl AsyncRead for ExecStream {

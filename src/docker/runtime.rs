@@ -74,9 +74,9 @@ pub trait Runtime: Send + Sync {
         volume: &str,
     ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send;
 
-    /// Runs a helper container to completion (SPEC §3.2): output lines go to `on_line` as they
-    /// arrive; the container is removed afterwards in every case, also when this future is
-    /// dropped. Cancelling `cancel` or reaching `spec.timeout` kills it.
+    /// Runs a helper container to completion (SPEC §3.2), without network: output lines go to
+    /// `on_line` as they arrive; the container is removed afterwards in every case, also when
+    /// this future is dropped. Cancelling `cancel` or reaching `spec.timeout` kills it.
     fn run_helper<F>(
         &self,
         spec: HelperSpec,
@@ -285,7 +285,7 @@ pub struct JobContainerSpec {
     pub instance_id: String,
     /// The container's environment (instance `env` and Marina's variables).
     pub env: Vec<(String, Secret)>,
-    /// The host directory mounted at `/backup` — the only mount.
+    /// The host directory mounted at `/backup` — the only mount; it must exist.
     pub host_dir: PathBuf,
     /// When to pull the image.
     pub pull: PullPolicy,

@@ -11,6 +11,7 @@
 //! success, failure, timeout, shutdown — the job's undo-work runs: stopped containers are
 //! started again and staging is removed.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,7 +204,7 @@ async fn restic_job<R: Runtime + 'static>(
         match restic.forget_prune().await {
             Ok(summary) => info!(retention = %ctx.retention(), "Retention applied: {summary}."),
             Err(e) => {
-                error!(error = %e, "Retention could not be applied; old snapshots are kept until the next run.")
+                error!(error = %e, "Retention could not be applied; old snapshots are kept until the next run.");
             }
         }
     }
@@ -265,7 +266,7 @@ async fn restic_target<R: Runtime + 'static>(
                     Some(Err(e)) => return Err(e.clone()),
                     None => 0,
                 };
-                Ok(format!("{tool} dump of {} bytes; {summary}", bytes))
+                Ok(format!("{tool} dump of {bytes} bytes; {summary}"))
             })
             .await
         }
@@ -284,36 +285,36 @@ async fn restic_volume<R: Runtime + 'static>(
     mountpoint: Option<&Path>,
     paths: &[VolumePath],
 ) -> Result<String, String> {
-    let readable = match mountpoint {
-        Some(dir) => tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()),
-        None => false,
+    let readable = if let Some(dir) = mountpoint {
+        tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir())
+    } else {
+        false
     };
-    let (root, options, copy) = match (readable, mountpoint) {
-        (true, Some(dir)) => (dir.to_path_buf(), BackupOptions::default(), None),
-        _ => {
-            let copy = ctx
-                .config
-                .staging_dir
-                .join(ctx.instance.id.as_str())
-                .join(RESTIC_COPY_DIR)
-                .join("vol")
-                .join(volume);
-            info!(
-                volume,
-                "The volume's data is not visible to Marina; copying it with a helper container."
-            );
-            let undo = ctx
-                .undo
-                .promise(UndoAction::RemoveDir(copy.clone()))
-                .await
-                .map_err(|e| e.to_string())?;
-            copy_volume(ctx, volume, paths, &copy).await?;
-            let options = BackupOptions {
-                ignore_inode: true,
-                ..BackupOptions::default()
-            };
-            (copy.clone(), options, Some((copy, undo)))
-        }
+    let (root, options, copy) = if let (true, Some(dir)) = (readable, mountpoint) {
+        (dir.to_path_buf(), BackupOptions::default(), None)
+    } else {
+        let copy = ctx
+            .config
+            .staging_dir
+            .join(ctx.instance.id.as_str())
+            .join(RESTIC_COPY_DIR)
+            .join("vol")
+            .join(volume);
+        info!(
+            volume,
+            "The volume's data is not visible to Marina; copying it with a helper container."
+        );
+        let undo = ctx
+            .undo
+            .promise(UndoAction::RemoveDir(copy.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+        copy_volume(ctx, volume, paths, &copy).await?;
+        let options = BackupOptions {
+            ignore_inode: true,
+            ..BackupOptions::default()
+        };
+        (copy.clone(), options, Some((copy, undo)))
     };
     let result = async {
         let absolute: Vec<PathBuf> = paths.iter().map(|p| if p.is_root() { root.clone() } else { root.join(p.relative()) }).collect();
@@ -329,10 +330,10 @@ async fn restic_volume<R: Runtime + 'static>(
         Ok(summary.to_string())
     }
     .await;
-    if let Some((copy, undo)) = copy {
-        if tokio::fs::remove_dir_all(&copy).await.is_ok() {
-            ctx.undo.fulfilled(undo).await;
-        }
+    if let Some((copy, undo)) = copy
+        && tokio::fs::remove_dir_all(&copy).await.is_ok()
+    {
+        ctx.undo.fulfilled(undo).await;
     }
     result
 }
@@ -398,7 +399,7 @@ async fn custom_image_job<R: Runtime + 'static>(
     match tokio::fs::remove_dir_all(&run_dir).await {
         Ok(()) => ctx.undo.fulfilled(undo).await,
         Err(e) => {
-            warn!(path = %run_dir.display(), error = %e, "Could not remove the staging directory now; it is retried at the end of the job.")
+            warn!(path = %run_dir.display(), error = %e, "Could not remove the staging directory now; it is retried at the end of the job.");
         }
     }
     result
@@ -693,7 +694,7 @@ async fn start_again<R: Runtime + 'static>(
                 ctx.undo.fulfilled(journal).await;
             }
             Err(e) => {
-                error!(container = %container.name, error = %e, "Could not start the container again; Marina retries at the end of the job.")
+                error!(container = %container.name, error = %e, "Could not start the container again; Marina retries at the end of the job.");
             }
         }
     }
@@ -757,9 +758,10 @@ fn copy_script(paths: &[VolumePath]) -> String {
             script.push_str("cp -a /source/. /staging/\n");
         } else {
             let quoted = shell_quote(path.relative());
-            script.push_str(&format!(
+            let _ = write!(
+                script,
                 "if [ ! -e /source/{quoted} ]; then echo \"path /\"{quoted}\" does not exist in the volume\" >&2; exit 3; fi\nmkdir -p \"$(dirname /staging/{quoted})\"\ncp -a /source/{quoted} /staging/{quoted}\n"
-            ));
+            );
         }
     }
     script
@@ -771,6 +773,7 @@ fn shell_quote(text: &str) -> String {
 }
 
 /// Output of hooks, helpers and backend containers goes into the job log line by line.
+#[allow(clippy::needless_pass_by_value)] // The runtime hands each line over by value.
 fn log_output(line: OutputLine) {
     info!("{}", line.text);
 }

@@ -182,10 +182,10 @@ impl<R: Runtime + 'static> Executor<R> {
         match result.status {
             JobStatus::Success => info!(message = %result.message, "Backup finished: success."),
             JobStatus::PartialSuccess => {
-                warn!(message = %result.message, "Backup finished: partial success.")
+                warn!(message = %result.message, "Backup finished: partial success.");
             }
             status => {
-                error!(message = %result.message, status = %status, "Backup did not succeed.")
+                error!(message = %result.message, status = %status, "Backup did not succeed.");
             }
         }
         let now = clock::now();

@@ -65,7 +65,7 @@ pub async fn recover<R: Runtime>(
     match runtime.remove_containers_with_label(JOB_LABEL).await {
         Ok(removed) => recovered.removed_containers = removed.into_iter().map(|c| c.name).collect(),
         Err(e) => {
-            warn!(error = %e, "Could not look for leftover helper and backend containers; remove containers labelled dev.polarfox.marina.job by hand.")
+            warn!(error = %e, "Could not look for leftover helper and backend containers; remove containers labelled dev.polarfox.marina.job by hand.");
         }
     }
     recovered.removed_dirs = remove_stale_staging(staging_dir).await;
@@ -113,7 +113,7 @@ async fn remove_stale_staging(staging_dir: &Path) -> usize {
         match tokio::fs::remove_dir_all(&path).await {
             Ok(()) => removed += 1,
             Err(e) => {
-                warn!(path = %path.display(), error = %e, "Could not remove a stale staging directory; remove it by hand.")
+                warn!(path = %path.display(), error = %e, "Could not remove a stale staging directory; remove it by hand.");
             }
         }
     }

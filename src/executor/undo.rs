@@ -53,6 +53,7 @@ pub struct Undo {
 
 impl Undo {
     /// No undo-work yet for `job`.
+    #[must_use]
     pub fn new(store: Store, job: JobId) -> Self {
         Self {
             store,
@@ -93,10 +94,10 @@ impl Undo {
         let pending: Vec<(JournalId, UndoAction)> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         for (id, action) in pending.into_iter().rev() {
-            if perform(runtime, &action).await {
-                if let Err(e) = self.store.journal_resolve(id, clock::now()).await {
-                    warn!(error = %e, "Could not mark undo-work as done; the next start will redo it harmlessly.");
-                }
+            if perform(runtime, &action).await
+                && let Err(e) = self.store.journal_resolve(id, clock::now()).await
+            {
+                warn!(error = %e, "Could not mark undo-work as done; the next start will redo it harmlessly.");
             }
         }
     }

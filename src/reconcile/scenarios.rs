@@ -109,11 +109,13 @@ impl Scenario {
     fn orders(&mut self) -> Vec<(String, DateTime<Utc>, Trigger)> {
         let mut orders = Vec::new();
         while let Ok(order) = self.orders.try_recv() {
-            orders.push((
-                order.instance.id.to_string(),
-                order.job.due,
-                order.job.trigger,
-            ));
+            if let Order::Run(order) = order {
+                orders.push((
+                    order.instance.id.to_string(),
+                    order.job.due,
+                    order.job.trigger,
+                ));
+            }
         }
         orders
     }

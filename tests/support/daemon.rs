@@ -16,16 +16,22 @@ pub struct Daemon {
     pub config_path: PathBuf,
     /// Log lines after start-up, as they arrive.
     pub logs: mpsc::Receiver<String>,
-    _dir: tempfile::TempDir,
+    /// The test's directory (config, job store, staging); `None` once taken back.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Daemon {
     /// Writes `config` (which must not set `apiPort`/`apiBind`) and starts `marina run` on a
     /// free loopback port; returns once it listens.
     pub fn start(config: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), config)
+    }
+
+    /// Like [`Daemon::start`], in a directory the test prepared (e.g. to restart Marina on
+    /// the same job store).
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Self {
         let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, with_api(config)).expect("write config");
+        std::fs::write(&config_path, with_api(config, dir.path())).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marina"))
             .args(["run", "--config"])
             .arg(&config_path)
@@ -64,7 +70,7 @@ impl Daemon {
             base_url: format!("http://{address}"),
             config_path,
             logs,
-            _dir: dir,
+            dir: Some(dir),
         }
     }
 
@@ -76,7 +82,7 @@ impl Daemon {
     /// Replaces the config the way editors do: write a temp file, rename it over.
     pub fn replace_config(&self, config: &str) {
         let temp = self.config_path.with_extension("yml.tmp");
-        std::fs::write(&temp, with_api(config)).expect("write temp config");
+        std::fs::write(&temp, with_api(config, self.dir())).expect("write temp config");
         std::fs::rename(&temp, &self.config_path).expect("rename config");
     }
 
@@ -135,6 +141,16 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Kills Marina with SIGKILL (no clean-up at all, like a crash) and hands back its
+    /// directory so a new Marina can start on the same job store.
+    pub fn crash(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().expect("the directory is still there")
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = Command::new("kill")
@@ -152,6 +168,79 @@ impl Drop for Daemon {
     }
 }
 
-fn with_api(config: &str) -> String {
-    format!("{config}\napiBind: 127.0.0.1\napiPort: 0\n")
+/// Adds what every test daemon needs: a free loopback port, and (unless the config sets
+/// them) its job store and staging in the test's own directory and the local helper image.
+fn with_api(config: &str, dir: &Path) -> String {
+    let mut text = format!("{config}\napiBind: 127.0.0.1\napiPort: 0\n");
+    let has = |key: &str| config.lines().any(|l| l.starts_with(&format!("{key}:")));
+    if !has("dbPath") {
+        text.push_str(&format!("dbPath: {}\n", dir.join("marina.db").display()));
+    }
+    if !has("stagingDir") {
+        text.push_str(&format!("stagingDir: {}\n", dir.join("staging").display()));
+    }
+    if !has("helperImage") {
+        text.push_str("helperImage: marina-test/busybox:latest\n");
+    }
+    text
+}
+
+impl Daemon {
+    /// POSTs to `path`; returns the status code and the JSON answer.
+    pub async fn post(&self, path: &str) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base_url);
+        let response = reqwest::Client::new()
+            .post(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Triggers a backup of `instance` and returns the job id.
+    pub async fn trigger(&self, instance: &str) -> i64 {
+        let (status, answer) = self
+            .post(&format!("/api/instances/{instance}/backup"))
+            .await;
+        assert_eq!(status, 202, "triggering {instance}: {answer}");
+        answer["jobId"].as_i64().expect("jobId")
+    }
+
+    /// Waits until job `id` of `instance` reaches a final status and returns the job entry.
+    pub async fn wait_job(&self, instance: &str, id: i64, seconds: u64) -> serde_json::Value {
+        let path = format!("/api/status/{instance}");
+        let answer = self
+            .wait_for(&path, seconds, &format!("job {id} to finish"), |jobs| {
+                jobs.as_array()
+                    .is_some_and(|all| all.iter().any(|j| j["id"] == id && j["isActive"] == false))
+            })
+            .await;
+        answer
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .unwrap()
+            .clone()
+    }
+
+    /// The log lines of job `id`, as `level message` strings.
+    pub async fn job_log(&self, id: i64) -> Vec<String> {
+        let logs = self.get(&format!("/api/logs/job/{id}")).await;
+        logs.as_array()
+            .expect("log lines")
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {}",
+                    l["level"].as_str().unwrap_or(""),
+                    l["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
 }
