@@ -203,3 +203,222 @@ async fn a_volume_is_backed_up_restored_byte_identical_and_then_incrementally() 
         "{summary}"
     );
 }
+
+const PROBE: &str = r#"#!/bin/sh
+echo "MARINA_INSTANCE_ID=$MARINA_INSTANCE_ID"
+echo "MARINA_HOSTNAME=$MARINA_HOSTNAME"
+echo "MARINA_BACKUP_DIR=$MARINA_BACKUP_DIR"
+echo "ENV_NAMES=$(env | cut -d= -f1 | sort | tr '\n' ' ')"
+find /backup | sort | sed 's/^/ENTRY /'
+case "$MODE" in
+  exit3) echo "failing on purpose" >&2; exit 3;;
+  hang) echo "hanging now"; sleep 600;;
+esac
+i=0
+while [ $i -lt 300 ]; do echo "line $i"; i=$((i+1)); done
+"#;
+
+const PROBE_DOCKERFILE: &str = "FROM marina-test/busybox:latest\nCOPY backup.sh /backup.sh\n";
+
+fn start_postgres(instance: &str) -> ContainerGuard {
+    let name = unique_name("pg");
+    let guard = ContainerGuard(name.clone());
+    docker(&[
+        "run",
+        "--detach",
+        "--name",
+        &name,
+        "--env",
+        "POSTGRES_PASSWORD=pg-secret-value",
+        "--label",
+        "dev.polarfox.marina.enabled=true",
+        "--label",
+        &format!("dev.polarfox.marina.instanceID={instance}"),
+        "--label",
+        "dev.polarfox.marina.db=postgres",
+        support::DB_IMAGE,
+        "postgres",
+    ]);
+    support::wait_until_exec_succeeds(&name, &["pg_isready", "-U", "postgres"], 60);
+    docker(&[
+        "exec",
+        &name,
+        "psql",
+        "-U",
+        "postgres",
+        "-c",
+        "CREATE TABLE fish (name text); INSERT INTO fish VALUES ('marlin'), ('dory');",
+    ]);
+    guard
+}
+
+#[tokio::test]
+async fn a_custom_image_gets_the_layout_its_variables_and_only_its_own_data() {
+    require_engine_and_images();
+    let image = format!("marina-test/probe:{}", std::process::id());
+    let _image = support::build_image(&image, PROBE_DOCKERFILE, &[("backup.sh", PROBE)]);
+    let (volume, _volume) = filled_volume(
+        "probe",
+        "mkdir -p /data/sub && echo hi > /data/sub/a.txt && echo top > /data/top.txt",
+    );
+    let pg = start_postgres("probe");
+    let config = format!(
+        "instances:\n  - id: probe\n    customImage: {image}\n    schedule: '0 3 * * *'\n    env: {{MODE: ok, SECRET_TOKEN: token-never-printed}}\n  - id: other\n    customImage: {image}\n    schedule: '0 4 * * *'\nnodeName: probe-node\n"
+    );
+    let marina = Daemon::start(&config);
+    marina.wait_ready().await;
+    // Another instance's staging must never be visible to this one.
+    let other = marina.dir().join("staging/other/20270101T000000Z");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("secret-of-other"), "x").unwrap();
+    marina
+        .wait_for("/api/targets", 20, "both targets", |t| {
+            t.to_string().contains(&volume) && t.to_string().contains(&pg.0)
+        })
+        .await;
+
+    let id = marina.trigger("probe").await;
+    let job = marina.wait_job("probe", id, 120).await;
+    let log = marina.job_log(id).await;
+    assert_eq!(job["status"], "success", "{log:#?}");
+    let line = |prefix: &str| {
+        log.iter()
+            .find(|l| l.contains(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {log:#?}"))
+            .clone()
+    };
+    assert!(line("MARINA_INSTANCE_ID=").ends_with("MARINA_INSTANCE_ID=probe"));
+    assert!(line("MARINA_HOSTNAME=").ends_with("MARINA_HOSTNAME=probe-node"));
+    let backup_dir = line("MARINA_BACKUP_DIR=")
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert!(
+        backup_dir.starts_with("/backup/")
+            && backup_dir.ends_with('Z')
+            && backup_dir.len() == "/backup/".len() + 16,
+        "{backup_dir}"
+    );
+    let names = line("ENV_NAMES=");
+    assert!(
+        names.contains("MODE") && names.contains("SECRET_TOKEN"),
+        "{names}"
+    );
+    let entries: Vec<String> = log
+        .iter()
+        .filter_map(|l| l.split("ENTRY ").nth(1))
+        .map(str::to_owned)
+        .collect();
+    for expected in [
+        format!("{backup_dir}/vol/{volume}/sub/a.txt"),
+        format!("{backup_dir}/vol/{volume}/top.txt"),
+        format!("{backup_dir}/dbs/{}/dump.sql", pg.0),
+    ] {
+        assert!(
+            entries.contains(&expected),
+            "{expected} missing from {entries:#?}"
+        );
+    }
+    assert!(
+        entries
+            .iter()
+            .all(|e| e == "/backup" || e.starts_with(&backup_dir)),
+        "only the current run is mounted: {entries:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("secret-of-other")));
+    let numbered = log.iter().filter(|l| l.starts_with("INFO line ")).count();
+    assert_eq!(numbered, 300, "every output line reaches the job log");
+    for secret in ["token-never-printed", "pg-secret-value"] {
+        assert!(
+            !log.iter().any(|l| l.contains(secret)),
+            "{secret} leaked into the job log"
+        );
+    }
+    // Nothing is left behind: no container, no staging of this run.
+    let leftovers = docker(&[
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        &format!("label=dev.polarfox.marina.job={id}"),
+    ]);
+    assert_eq!(leftovers.trim(), "");
+    let staged: Vec<_> = std::fs::read_dir(marina.dir().join("staging/probe"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(staged.is_empty(), "staging left behind: {staged:?}");
+}
+
+#[tokio::test]
+async fn a_failing_or_hanging_custom_image_fails_the_job_and_leaves_nothing() {
+    require_engine_and_images();
+    let image = format!("marina-test/probe-fail:{}", std::process::id());
+    let _image = support::build_image(&image, PROBE_DOCKERFILE, &[("backup.sh", PROBE)]);
+    let (_volume, _guard) = filled_volume("failing,hanging", "echo data > /data/file");
+    let config = format!(
+        "instances:\n  - id: failing\n    customImage: {image}\n    schedule: '0 3 * * *'\n    env: {{MODE: exit3}}\n  - id: hanging\n    customImage: {image}\n    schedule: '0 3 * * *'\n    timeout: 6s\n    env: {{MODE: hang}}\n"
+    );
+    let marina = Daemon::start(&config);
+    marina.wait_ready().await;
+    marina
+        .wait_for("/api/instances/hanging", 20, "the target", |i| {
+            i["targets"].as_array().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+
+    let failing = marina.trigger("failing").await;
+    let hanging = marina.trigger("hanging").await;
+    // Live output: the hanging job's first line is in its log while the job still runs.
+    marina
+        .wait_for(
+            &format!("/api/logs/job/{hanging}"),
+            20,
+            "live output",
+            |logs| logs.to_string().contains("hanging now"),
+        )
+        .await;
+    let status = marina.get("/api/status/hanging").await;
+    assert_eq!(
+        status[0]["isActive"], true,
+        "the line arrived while the job was running"
+    );
+
+    let job = marina.wait_job("failing", failing, 60).await;
+    assert_eq!(job["status"], "failed");
+    let log = marina.job_log(failing).await;
+    assert!(
+        log.iter().any(|l| l.contains("exited with code 3")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("failing on purpose")),
+        "stderr reaches the log too: {log:#?}"
+    );
+
+    let job = marina.wait_job("hanging", hanging, 60).await;
+    assert_eq!(job["status"], "timed_out", "{job}");
+    for id in [failing, hanging] {
+        let leftovers = docker(&[
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("label=dev.polarfox.marina.job={id}"),
+        ]);
+        assert_eq!(
+            leftovers.trim(),
+            "",
+            "the container of job {id} was removed"
+        );
+    }
+    for instance in ["failing", "hanging"] {
+        let staged: Vec<_> = std::fs::read_dir(marina.dir().join("staging").join(instance))
+            .map(|d| d.flatten().collect())
+            .unwrap_or_default();
+        assert!(
+            staged.is_empty(),
+            "staging of {instance} left behind: {staged:?}"
+        );
+    }
+}

@@ -15,7 +15,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use marina::backend::restic::{
-    BackupOptions, Cache, ForgetSummary, RepositoryStatus, Restic, ResticError, ResticSettings,
+    BackupOptions, BaseEnv, Cache, ForgetSummary, RepositoryStatus, Restic, ResticError,
+    ResticSettings,
 };
 use marina::model::{DockerName, InstanceId, Retention, Secret, TargetId};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -40,7 +41,9 @@ fn settings(repository: &Path) -> ResticSettings {
         host: HOST.into(),
         retention: Retention::default(),
         timeout: Duration::from_mins(5),
-        cache: Cache::default(),
+        // No cache by default, so tests leave nothing behind in /tmp; the tests that care
+        // about the cache set it to a temp dir.
+        cache: Cache::Disabled,
     }
 }
 
@@ -276,7 +279,11 @@ async fn a_missing_password_is_refused_before_restic_could_read_one_from_stdin()
 
 #[tokio::test]
 async fn a_tree_round_trips_and_the_second_backup_reads_nothing_again() {
-    let (dir, repository, backend) = fresh_repository().await;
+    let (dir, repository, _) = fresh_repository().await;
+    let cache = dir.path().join("cache");
+    let mut cached = settings(&repository);
+    cached.cache = Cache::At(cache.clone());
+    let backend = Restic::new(cached);
     let data = dir.path().join("app-data");
     make_tree(&data);
     let source = tree(&data);
@@ -338,6 +345,10 @@ async fn a_tree_round_trips_and_the_second_backup_reads_nothing_again() {
         BTreeSet::from(["marina", "instance:nightly", "volume:app-data"])
     );
     assert_eq!(snapshots[1].paths, vec![data.display().to_string()]);
+    assert!(
+        count_entries(&cache) > 0,
+        "restic did not use the cache directory"
+    );
 }
 
 #[tokio::test]
@@ -689,7 +700,21 @@ async fn restic_sees_only_the_minimal_environment_and_the_instance_env() {
         "MARINA_INSTANCE_VAR".into(),
         Secret::new("visible-value".into()),
     );
-    Restic::new(with_wrapper).ensure_repository().await.unwrap();
+    with_wrapper.cache = Cache::InTmpDir;
+    // Marina's own PATH and HOME; TMPDIR points into the temp dir so the default cache
+    // location ($TMPDIR/marina-restic-cache) is cleaned up with it.
+    let tmpdir = dir.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    let base = BaseEnv {
+        tmpdir: tmpdir.clone().into(),
+        ..BaseEnv::from_process()
+    };
+    Restic::with_base_env(with_wrapper, base)
+        .ensure_repository()
+        .await
+        .unwrap();
+    let cache = tmpdir.join("marina-restic-cache");
+    assert!(count_entries(&cache) > 0, "restic did not use {cache:?}");
 
     let dumped = std::fs::read_to_string(&dump).unwrap();
     assert!(!dumped.contains("xyz-marina-leak-marker"), "{dumped}");
@@ -704,8 +729,10 @@ async fn restic_sees_only_the_minimal_environment_and_the_instance_env() {
     let mut seen = BTreeSet::new();
     for line in dumped.lines() {
         if let Some(args) = line.strip_prefix("ARGS ") {
-            assert!(args.contains("--cache-dir"), "{args}");
-            assert!(args.contains("marina-restic-cache"), "{args}");
+            assert!(
+                args.starts_with(&format!("--cache-dir {} ", cache.display())),
+                "{args}"
+            );
             continue;
         }
         let (name, _) = line.split_once('=').unwrap();
@@ -717,6 +744,9 @@ async fn restic_sees_only_the_minimal_environment_and_the_instance_env() {
         "restic must see the instance env and the base"
     );
     assert!(dumped.contains("MARINA_INSTANCE_VAR=visible-value\n"));
+    assert!(dumped.contains(&format!("TMPDIR={}\n", tmpdir.display())));
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
+    assert!(dumped.contains(&format!("HOME={home}\n")));
 
     std::fs::write(std::env::var_os("MARINA_TEST_PROOF").unwrap(), "ok").unwrap();
 }

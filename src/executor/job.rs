@@ -192,6 +192,9 @@ async fn restic_job<R: Runtime + 'static>(
     }
     let mut outcomes = Vec::with_capacity(targets.len());
     for target in targets {
+        if ctx.cancel.is_cancelled() {
+            return Err("the job was stopped".into());
+        }
         let span = info_span!("target", target = %target.spec.id);
         let outcome = restic_target(ctx, &restic, target)
             .instrument(span.clone())
@@ -377,6 +380,9 @@ async fn custom_image_job<R: Runtime + 'static>(
     })?;
     let mut outcomes = Vec::with_capacity(targets.len());
     for target in targets {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
         let span = info_span!("target", target = %target.spec.id);
         let outcome = stage_target(ctx, &layout, target)
             .instrument(span.clone())
@@ -388,7 +394,9 @@ async fn custom_image_job<R: Runtime + 'static>(
         .iter()
         .filter(|o| matches!(o, TargetOutcome::Done(_)))
         .count();
-    let result = if staged == 0 {
+    let result = if ctx.cancel.is_cancelled() {
+        Err("the job was stopped".to_owned())
+    } else if staged == 0 {
         Err("no target could be staged; the backup image was not run".to_owned())
     } else {
         run_backend(ctx, &layout, image).await.map(|()| outcomes)

@@ -34,6 +34,9 @@ use crate::docker::Runtime;
 use crate::reconcile::{JobOrder, Message, Order};
 use crate::store::{JobId, JobStatus, Store};
 
+/// How long an interrupted job's steps get to stop their containers before they are dropped.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
 /// Runs jobs; see the [module docs](self).
 pub struct Executor<R> {
     runtime: Arc<R>,
@@ -171,13 +174,26 @@ impl<R: Runtime + 'static> Executor<R> {
             undo: Undo::new(self.store.clone(), job),
         };
         let deadline = order.instance.timeout;
-        let result = tokio::select! {
-            result = job::run(&ctx, order) => result,
-            () = sleep_or_forever(deadline) => interrupted(JobStatus::TimedOut, format!("the job ran longer than its timeout of {}", humantime::format_duration(deadline.unwrap_or_default()))),
-            () = abort.cancelled() => interrupted(JobStatus::Aborted, "Marina shut down before the job finished".to_owned()),
+        let body = job::run(&ctx, order);
+        tokio::pin!(body);
+        let interruption = tokio::select! {
+            result = &mut body => Ok(result),
+            () = sleep_or_forever(deadline) => Err(interrupted(JobStatus::TimedOut, format!("the job ran longer than its timeout of {}", humantime::format_duration(deadline.unwrap_or_default())))),
+            () = abort.cancelled() => Err(interrupted(JobStatus::Aborted, "Marina shut down before the job finished".to_owned())),
         };
-        // Kill whatever container the interrupted body left running, then put things back.
-        ctx.cancel.cancel();
+        let result = match interruption {
+            Ok(result) => result,
+            Err(result) => {
+                // Let the body stop its containers itself (they are killed and removed when
+                // `cancel` fires); a step that does not listen is dropped after a while.
+                ctx.cancel.cancel();
+                if tokio::time::timeout(STOP_WAIT, &mut body).await.is_err() {
+                    warn!("A step of the interrupted job did not stop in time; it was dropped.");
+                }
+                result
+            }
+        };
+        // Put back what the job changed: stopped containers, staging.
         ctx.undo.run_all(&*self.runtime).await;
         match result.status {
             JobStatus::Success => info!(message = %result.message, "Backup finished: success."),

@@ -22,7 +22,12 @@ use crate::model::InstanceId;
 /// failing disk would feed itself.
 const STORE_TARGET: &str = "marina::store";
 
-/// Stores `tracing` events in the job store (see the [module docs](self)).
+/// Stores `tracing` events in the job store.
+///
+/// An event inside a span carrying `job_id` becomes a line of that job, with the `instance`
+/// and `target` of its spans (the innermost wins) or of the event itself; other events at
+/// INFO or above become system lines. The message is the event's message followed by its
+/// other fields as `key=value`. TRACE events are never stored.
 ///
 /// Add it beside the console layer:
 /// `tracing_subscriber::registry().with(fmt_layer).with(LogLayer::new(store.clone()))`.

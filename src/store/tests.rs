@@ -222,12 +222,12 @@ fn lifecycle_words_round_trip() {
 
 #[tokio::test]
 async fn every_appended_line_is_stored_after_flush() {
+    const LINES: i64 = 100_000;
     let (store, _dir) = fresh().await;
     let job = store
         .create_job(&instance("a"), "node1", Trigger::Manual, at(0))
         .await
         .unwrap();
-    const LINES: i64 = 100_000;
     let started = crate::clock::Clock::System.instant();
     for i in 0..LINES {
         let line = if i % 2 == 0 {
@@ -562,7 +562,7 @@ async fn the_tracing_layer_routes_job_and_system_events() {
         // Explicit targets: events of `marina::store…` (this test module's own path) are
         // deliberately not stored.
         let job_span = tracing::info_span!("job", job_id = job.id.0, instance = "nightly");
-        let _job = job_span.enter();
+        let entered = job_span.enter();
         tracing::info!(target: "marina::executor", "Backup started.");
         {
             let target_span = tracing::info_span!("target", target = "volume:app-data");
@@ -572,7 +572,7 @@ async fn the_tracing_layer_routes_job_and_system_events() {
         }
         tracing::trace!(target: "marina::executor", "Trace lines are not.");
         tracing::info!(target: "marina::store::writer", "Ignored: the store's own event.");
-        drop(_job);
+        drop(entered);
 
         tracing::warn!(target: "marina::docker", error = "EOF", "The Docker event stream dropped.");
         tracing::info!(target: "marina::config", instance = "nightly", "Config reloaded.");
