@@ -422,3 +422,233 @@ async fn a_failing_or_hanging_custom_image_fails_the_job_and_leaves_nothing() {
         );
     }
 }
+
+/// `docker inspect`'s state of a container: `running`, `exited`, …
+fn state_of(container: &str) -> String {
+    docker(&["inspect", "--format", "{{.State.Status}}", container])
+        .trim()
+        .to_owned()
+}
+
+/// A helper image whose `sh` waits `seconds` before copying: staging that takes a while.
+const SLOW_SH: &str = "#!/bin/busybox sh\nsleep 6\nexec /bin/busybox sh \"$@\"\n";
+
+#[tokio::test]
+async fn stop_attached_stops_the_app_while_staging_and_a_crash_is_repaired_at_restart() {
+    require_engine_and_images();
+    let helper = format!("marina-test/slow-helper:{}", std::process::id());
+    let _helper = support::build_image(
+        &helper,
+        "FROM marina-test/busybox:latest\nRUN [\"/bin/busybox\", \"rm\", \"/bin/sh\"]\nCOPY sh /bin/sh\n",
+        &[("sh", SLOW_SH)],
+    );
+    let image = format!("marina-test/probe-stop:{}", std::process::id());
+    let _image = support::build_image(&image, PROBE_DOCKERFILE, &[("backup.sh", PROBE)]);
+    let (volume, _volume) = filled_volume("app", "echo data > /data/file");
+    let app = unique_name("app");
+    let _app = ContainerGuard(app.clone());
+    docker(&[
+        "run",
+        "--detach",
+        "--name",
+        &app,
+        "-v",
+        &format!("{volume}:/data"),
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 1; done",
+    ]);
+    let config = format!(
+        "instances:\n  - id: app\n    customImage: {image}\n    schedule: '0 3 * * *'\n    stopAttached: true\n    env: {{MODE: ok}}\nhelperImage: {helper}\n"
+    );
+
+    // A normal run: stopped while staged, running again afterwards.
+    let marina = Daemon::start(&config);
+    marina.wait_ready().await;
+    marina
+        .wait_for("/api/instances/app", 20, "the target", |i| {
+            i["targets"].as_array().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    let id = marina.trigger("app").await;
+    support::eventually(20, "the app container stopped for staging", || {
+        state_of(&app) == "exited"
+    })
+    .await;
+    let job = marina.wait_job("app", id, 60).await;
+    assert_eq!(job["status"], "success", "{:#?}", marina.job_log(id).await);
+    assert_eq!(state_of(&app), "running");
+
+    // Killed (-9) while the app is stopped: the next start starts it again and aborts the job.
+    let id = marina.trigger("app").await;
+    support::eventually(20, "the app container stopped for staging", || {
+        state_of(&app) == "exited"
+    })
+    .await;
+    let dir = marina.crash();
+    assert_eq!(state_of(&app), "exited", "nobody restarted it yet");
+    let marina = Daemon::start_in(dir, &config);
+    marina.wait_ready().await;
+    support::eventually(20, "the app container running again", || {
+        state_of(&app) == "running"
+    })
+    .await;
+    let jobs = marina.get("/api/status/app").await;
+    let job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id)
+        .unwrap();
+    assert_eq!(job["status"], "aborted", "{job}");
+    let leftovers = docker(&[
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        &format!("label=dev.polarfox.marina.job={id}"),
+    ]);
+    assert_eq!(
+        leftovers.trim(),
+        "",
+        "the crashed job's helper container was removed"
+    );
+    let staged: Vec<_> = std::fs::read_dir(marina.dir().join("staging/app"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(staged.is_empty(), "stale staging removed: {staged:?}");
+}
+
+#[tokio::test]
+async fn retention_keeps_one_snapshot_per_target_and_jobs_queue_behind_the_limit() {
+    require_engine_and_images();
+    let repos = tempfile::tempdir().unwrap();
+    let (a, _a) = filled_volume("keep1", "echo a > /data/a");
+    let (b, _b) = filled_volume("keep1", "echo b > /data/b");
+    let config = format!(
+        "instances:\n{}{}{}maxConcurrentJobs: 1\n",
+        restic_instance(
+            "keep1",
+            &repos.path().join("keep1"),
+            "    retention: 1d:0w:0m\n"
+        ),
+        restic_instance("second", &repos.path().join("second"), ""),
+        restic_instance("third", &repos.path().join("third"), ""),
+    );
+    let marina = Daemon::start(&config);
+    marina.wait_ready().await;
+    marina
+        .wait_for("/api/instances/keep1", 20, "both targets", |i| {
+            i["targets"].as_array().is_some_and(|t| t.len() == 2)
+        })
+        .await;
+    for _ in 0..3 {
+        let id = marina.trigger("keep1").await;
+        let job = marina.wait_job("keep1", id, 120).await;
+        assert_eq!(job["status"], "success");
+    }
+    let all = snapshots(&repos.path().join("keep1"));
+    let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
+    for snapshot in &all {
+        let tag = snapshot["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .find(|t| t.starts_with("volume:"))
+            .unwrap();
+        *per_target.entry(tag).or_default() += 1;
+    }
+    assert_eq!(
+        per_target,
+        BTreeMap::from([(format!("volume:{a}"), 1), (format!("volume:{b}"), 1)])
+    );
+
+    // maxConcurrentJobs 1: three instances triggered together run one after another, and a
+    // running instance cannot be triggered again.
+    let (_c, _c_guard) = filled_volume("second,third", "head -c 20000000 /dev/urandom > /data/big");
+    marina
+        .wait_for("/api/instances/third", 20, "the shared target", |i| {
+            i["targets"].as_array().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    let ids = [
+        marina.trigger("keep1").await,
+        marina.trigger("second").await,
+        marina.trigger("third").await,
+    ];
+    let (status, answer) = marina.post("/api/instances/second/backup").await;
+    assert_eq!(status, 409, "{answer}");
+    let (status, _) = marina.post("/api/instances/nope/backup").await;
+    assert_eq!(status, 404);
+    let mut spans = Vec::new();
+    for (instance, id) in ["keep1", "second", "third"].into_iter().zip(ids) {
+        let job = marina.wait_job(instance, id, 180).await;
+        assert_eq!(job["status"], "success", "{job}");
+        spans.push((
+            job["lastStartedAt"].as_str().unwrap().to_owned(),
+            job["lastCompletedAt"].as_str().unwrap().to_owned(),
+        ));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "jobs overlapped: {spans:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_clearly_and_one_bad_repository_does_not_hold_up_another() {
+    require_engine_and_images();
+    let repos = tempfile::tempdir().unwrap();
+    let repo = repos.path().join("locked");
+    let init = Command::new("restic")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--no-cache", "init"])
+        .env("RESTIC_PASSWORD", "the-real-password")
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let keys_before = std::fs::read_dir(repo.join("keys")).unwrap().count();
+    let config_before = std::fs::read(repo.join("config")).unwrap();
+    let (_v, _guard) = filled_volume("locked,healthy,unreachable", "echo x > /data/x");
+    let config = format!(
+        "instances:\n{}{}  - id: unreachable\n    repository: sftp:nobody@192.0.2.1:/nowhere\n    schedule: '0 3 * * *'\n    resticTimeout: 60s\n    env: {{RESTIC_PASSWORD: x}}\nmaxConcurrentJobs: 3\n",
+        restic_instance("locked", &repo, ""),
+        restic_instance("healthy", &repos.path().join("healthy"), ""),
+    );
+    let marina = Daemon::start(&config);
+    marina.wait_ready().await;
+    marina
+        .wait_for("/api/instances/healthy", 20, "the target", |i| {
+            i["targets"].as_array().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    let unreachable = marina.trigger("unreachable").await;
+    let locked = marina.trigger("locked").await;
+    let healthy = marina.trigger("healthy").await;
+
+    let job = marina.wait_job("healthy", healthy, 60).await;
+    assert_eq!(
+        job["status"], "success",
+        "a healthy repository is not held up by the others"
+    );
+    let job = marina.wait_job("locked", locked, 60).await;
+    assert_eq!(job["status"], "failed");
+    let log = marina.job_log(locked).await.join("\n");
+    assert!(log.to_lowercase().contains("password"), "{log}");
+    assert!(!log.contains(PASSWORD), "the password is never printed");
+    assert_eq!(
+        std::fs::read_dir(repo.join("keys")).unwrap().count(),
+        keys_before,
+        "no key was added"
+    );
+    assert_eq!(
+        std::fs::read(repo.join("config")).unwrap(),
+        config_before,
+        "the repository was not re-initialised"
+    );
+    let status = marina.get("/api/status/unreachable").await;
+    assert!(status[0]["id"] == unreachable, "{status}");
+}

@@ -1,6 +1,7 @@
 //! A real `marina run` process for black-box tests: started with a config in a temp
 //! directory, its API address read from its own log, stopped (SIGTERM) when dropped.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -174,10 +175,10 @@ fn with_api(config: &str, dir: &Path) -> String {
     let mut text = format!("{config}\napiBind: 127.0.0.1\napiPort: 0\n");
     let has = |key: &str| config.lines().any(|l| l.starts_with(&format!("{key}:")));
     if !has("dbPath") {
-        text.push_str(&format!("dbPath: {}\n", dir.join("marina.db").display()));
+        let _ = writeln!(text, "dbPath: {}", dir.join("marina.db").display());
     }
     if !has("stagingDir") {
-        text.push_str(&format!("stagingDir: {}\n", dir.join("staging").display()));
+        let _ = writeln!(text, "stagingDir: {}", dir.join("staging").display());
     }
     if !has("helperImage") {
         text.push_str("helperImage: marina-test/busybox:latest\n");
