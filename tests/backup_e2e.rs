@@ -652,3 +652,301 @@ async fn a_wrong_password_fails_clearly_and_one_bad_repository_does_not_hold_up_
     let status = marina.get("/api/status/unreachable").await;
     assert!(status[0]["id"] == unreachable, "{status}");
 }
+
+/// Starts a labelled database container of the test image for instance `dbs`.
+fn start_db(kind: &str, label_kind: &str, env: &[&str], ready: &[&str]) -> ContainerGuard {
+    let name = unique_name(kind);
+    let guard = ContainerGuard(name.clone());
+    let mut args = vec!["run", "--detach", "--name", &name];
+    for var in env {
+        args.extend(["--env", var]);
+    }
+    let kind_label = format!("dev.polarfox.marina.db={label_kind}");
+    args.extend([
+        "--label",
+        "dev.polarfox.marina.enabled=true",
+        "--label",
+        "dev.polarfox.marina.instanceID=dbs",
+        "--label",
+        &kind_label,
+        support::DB_IMAGE,
+        kind,
+    ]);
+    docker(&args);
+    support::wait_until_exec_succeeds(&name, ready, 60);
+    guard
+}
+
+/// Pipes `input` into `docker exec -i container args…`.
+fn exec_with_input(container: &str, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(["exec", "-i", container])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers() {
+    require_engine_and_images();
+    let pg = start_db(
+        "postgres",
+        "postgres",
+        &["POSTGRES_PASSWORD=pg-pass"],
+        &["pg_isready", "-U", "postgres"],
+    );
+    let maria = start_db(
+        "mariadb",
+        "auto",
+        &["MARIADB_ROOT_PASSWORD=maria-pass"],
+        &["mariadb-admin", "ping", "--silent"],
+    );
+    let redis = start_db("redis", "redis", &[], &["redis-cli", "ping"]);
+    // Auto-detection looks at the image name, which the test image does not have: the
+    // mariadb container says its kind in a label instead (`auto` would fail as DbKindUnknown).
+    docker(&[
+        "exec",
+        &pg.0,
+        "psql",
+        "-U",
+        "postgres",
+        "-c",
+        "CREATE TABLE fish (name text); INSERT INTO fish VALUES ('marlin'), ('dory');",
+    ]);
+    docker(&[
+        "exec",
+        &maria.0,
+        "mariadb",
+        "-e",
+        "CREATE DATABASE sea; CREATE TABLE sea.fish (name text); INSERT INTO sea.fish VALUES ('nemo');",
+    ]);
+    docker(&["exec", &redis.0, "redis-cli", "set", "fish", "wanda"]);
+
+    let repos = tempfile::tempdir().unwrap();
+    let repo = repos.path().join("dbs");
+    let marina = Daemon::start(&format!(
+        "instances:\n{}",
+        restic_instance("dbs", &repo, "")
+    ));
+    marina.wait_ready().await;
+    let targets = marina
+        .wait_for("/api/instances/dbs", 20, "the three databases", |i| {
+            i["targets"].as_array().is_some_and(|t| t.len() == 3)
+        })
+        .await;
+    let maria_ready = &targets["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == format!("db:{}", maria.0))
+        .unwrap()["conditions"][0];
+    assert_eq!(
+        maria_ready["reason"], "DbKindUnknown",
+        "auto cannot tell from this image: {maria_ready}"
+    );
+    // Tell Marina the kind through config instead, which wins over the label.
+    marina.replace_config(&format!(
+        "instances:\n{}    targets:\n      - db: {}\n        dbKind: mariadb\n",
+        restic_instance("dbs", &repo, ""),
+        maria.0
+    ));
+    marina
+        .wait_for("/api/instances/dbs", 20, "all three ready", |i| {
+            i["targets"].as_array().is_some_and(|t| {
+                t.len() == 3 && t.iter().all(|t| t["conditions"][0]["status"] == "True")
+            })
+        })
+        .await;
+
+    let id = marina.trigger("dbs").await;
+    let job = marina.wait_job("dbs", id, 180).await;
+    assert_eq!(job["status"], "success", "{:#?}", marina.job_log(id).await);
+    let log = marina.job_log(id).await.join("\n");
+    for secret in ["pg-pass", "maria-pass"] {
+        assert!(!log.contains(secret), "{secret} leaked into the job log");
+    }
+    let dump = |name: &str, file: &str| {
+        let output = restic(
+            &repo,
+            &[
+                "dump",
+                "latest",
+                &format!("/{name}/{file}"),
+                "--tag",
+                &format!("db:{name}"),
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    };
+
+    // Restore each dump into a fresh server of the same image and read the data back.
+    let fresh_pg = start_db(
+        "postgres",
+        "postgres",
+        &["POSTGRES_PASSWORD=other"],
+        &["pg_isready", "-U", "postgres"],
+    );
+    exec_with_input(
+        &fresh_pg.0,
+        &["psql", "-U", "postgres", "-q", "-o", "/dev/null"],
+        &dump(&pg.0, "dump.sql"),
+    );
+    let rows = docker(&[
+        "exec",
+        &fresh_pg.0,
+        "psql",
+        "-U",
+        "postgres",
+        "-tA",
+        "-c",
+        "SELECT name FROM fish ORDER BY name",
+    ]);
+    assert_eq!(rows.trim(), "dory\nmarlin");
+
+    let fresh_maria = start_db(
+        "mariadb",
+        "mariadb",
+        &["MARIADB_ROOT_PASSWORD=other"],
+        &["mariadb-admin", "ping", "--silent"],
+    );
+    exec_with_input(
+        &fresh_maria.0,
+        &["mariadb", "--force"],
+        &dump(&maria.0, "dump.sql"),
+    );
+    let rows = docker(&[
+        "exec",
+        &fresh_maria.0,
+        "mariadb",
+        "-N",
+        "-e",
+        "SELECT name FROM sea.fish",
+    ]);
+    assert_eq!(rows.trim(), "nemo");
+
+    let rdb = dump(&redis.0, "dump.rdb");
+    assert!(rdb.starts_with(b"REDIS"));
+    // A fresh redis loads dump.rdb from its data directory at start.
+    let data = unique_name("redis-data");
+    let _data = VolumeGuard(data.clone());
+    let mount = format!("{data}:/data");
+    let loader = unique_name("loader");
+    let _loader = ContainerGuard(loader.clone());
+    docker(&[
+        "run",
+        "--detach",
+        "--name",
+        &loader,
+        "-v",
+        &mount,
+        BUSYBOX_IMAGE,
+        "sleep",
+        "600",
+    ]);
+    exec_with_input(&loader, &["sh", "-c", "cat > /data/dump.rdb"], &rdb);
+    let fresh_redis = unique_name("redis-restore");
+    let _fresh_redis = ContainerGuard(fresh_redis.clone());
+    docker(&[
+        "run",
+        "--detach",
+        "--name",
+        &fresh_redis,
+        "-v",
+        &mount,
+        support::DB_IMAGE,
+        "redis",
+    ]);
+    support::wait_until_exec_succeeds(&fresh_redis, &["redis-cli", "ping"], 60);
+    assert_eq!(
+        docker(&["exec", &fresh_redis, "redis-cli", "get", "fish"]).trim(),
+        "wanda"
+    );
+}
+
+#[tokio::test]
+async fn marina_backup_triggers_the_daemon_and_the_job_can_be_followed() {
+    require_engine_and_images();
+    let repos = tempfile::tempdir().unwrap();
+    let (_volume, _guard) = filled_volume("cli", "echo cli > /data/file");
+    let marina = Daemon::start(&format!(
+        "instances:\n{}",
+        restic_instance("cli", &repos.path().join("cli"), "")
+    ));
+    marina.wait_ready().await;
+    marina
+        .wait_for("/api/instances/cli", 20, "the target", |i| {
+            i["targets"].as_array().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+
+    let output = Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(["backup", "cli", "--url", &marina.base_url])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let id: i64 = printed
+        .trim()
+        .trim_start_matches("Backup of cli queued as job ")
+        .trim_end_matches('.')
+        .parse()
+        .unwrap_or_else(|_| panic!("{printed}"));
+    let job = marina.wait_job("cli", id, 120).await;
+    assert_eq!(job["status"], "success");
+    assert_eq!(job["iid"], 1);
+
+    let jobs = marina.get("/api/jobs?instanceId=cli&status=success").await;
+    assert_eq!(jobs[0]["id"], id);
+    assert_eq!(jobs[0]["trigger"], "manual");
+    let logs = marina.get("/api/logs/job?instanceId=cli&limit=1000").await;
+    let lines = logs.as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["jobStatusId"] == id && l["jobStatusIid"] == 1 && l["instanceId"] == "cli")
+    );
+    assert!(lines.iter().any(|l| {
+        l["targetId"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("volume:"))
+    }));
+    let system = marina.get("/api/logs/system?limit=50").await;
+    assert!(
+        system
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["jobStatusId"].is_null())
+    );
+    let (status, answer) = marina.post("/api/instances/nope/backup").await;
+    assert_eq!((status, answer["error"].as_str().is_some()), (404, true));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(["backup", "nope", "--url", &marina.base_url])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no instance `nope`"));
+}
