@@ -699,6 +699,7 @@ fn exec_with_input(container: &str, args: &[&str], input: &[u8]) -> String {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // One scenario: three databases backed up, then restored.
 async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers() {
     require_engine_and_images();
     let pg = start_db(
@@ -707,10 +708,10 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
         &["POSTGRES_PASSWORD=pg-pass"],
         &["pg_isready", "-U", "postgres"],
     );
-    let maria = start_db(
+    let mariadb = start_db(
         "mariadb",
         "auto",
-        &["MARIADB_ROOT_PASSWORD=maria-pass"],
+        &["MARIADB_ROOT_PASSWORD=mariadb-pass"],
         &["mariadb-admin", "ping", "--silent"],
     );
     let redis = start_db("redis", "redis", &[], &["redis-cli", "ping"]);
@@ -727,7 +728,7 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
     ]);
     docker(&[
         "exec",
-        &maria.0,
+        &mariadb.0,
         "mariadb",
         "-e",
         "CREATE DATABASE sea; CREATE TABLE sea.fish (name text); INSERT INTO sea.fish VALUES ('nemo');",
@@ -735,7 +736,7 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
     docker(&["exec", &redis.0, "redis-cli", "set", "fish", "wanda"]);
 
     let repos = tempfile::tempdir().unwrap();
-    let repo = repos.path().join("dbs");
+    let repo = repos.path().join("dbs-repo");
     let marina = Daemon::start(&format!(
         "instances:\n{}",
         restic_instance("dbs", &repo, "")
@@ -750,7 +751,7 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["id"] == format!("db:{}", maria.0))
+        .find(|t| t["id"] == format!("db:{}", mariadb.0))
         .unwrap()["conditions"][0];
     assert_eq!(
         maria_ready["reason"], "DbKindUnknown",
@@ -760,7 +761,7 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
     marina.replace_config(&format!(
         "instances:\n{}    targets:\n      - db: {}\n        dbKind: mariadb\n",
         restic_instance("dbs", &repo, ""),
-        maria.0
+        mariadb.0
     ));
     marina
         .wait_for("/api/instances/dbs", 20, "all three ready", |i| {
@@ -774,7 +775,7 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
     let job = marina.wait_job("dbs", id, 180).await;
     assert_eq!(job["status"], "success", "{:#?}", marina.job_log(id).await);
     let log = marina.job_log(id).await.join("\n");
-    for secret in ["pg-pass", "maria-pass"] {
+    for secret in ["pg-pass", "mariadb-pass"] {
         assert!(!log.contains(secret), "{secret} leaked into the job log");
     }
     let dump = |name: &str, file: &str| {
@@ -829,7 +830,7 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
     exec_with_input(
         &fresh_maria.0,
         &["mariadb", "--force"],
-        &dump(&maria.0, "dump.sql"),
+        &dump(&mariadb.0, "dump.sql"),
     );
     let rows = docker(&[
         "exec",
