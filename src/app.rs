@@ -200,8 +200,13 @@ async fn prune_logs(store: Store, retention: Duration, shutdown: CancellationTok
             () = shutdown.cancelled() => return,
             _ = hourly.tick() => {}
         }
-        let cutoff =
-            clock::now() - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+        // A retention too long to subtract from now keeps everything.
+        let Some(cutoff) = chrono::TimeDelta::from_std(retention)
+            .ok()
+            .and_then(|keep| clock::now().checked_sub_signed(keep))
+        else {
+            continue;
+        };
         match store.prune_logs(cutoff).await {
             Ok(0) => {}
             Ok(rows) => info!(rows, "Old log lines pruned."),

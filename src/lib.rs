@@ -10,11 +10,13 @@
 //! and readers only look at what it publishes.
 //!
 //! ```text
-//!  sources (translate)            brain (single writer)          readers
-//!  docker::watch  ─┐
-//!  config::watch  ─┼─► inbox ─► reconcile::Controller ─► Arc<Snapshot> ─► http (API)
-//!  clock / timers ─┘                    │                               plan (CLI)
-//!                                       └─► work queue ─► executor
+//!  sources (translate)         brain (single writer)              hands (effects)
+//!  docker::watch  ─┐                                         ┌─► executor ─► backend (restic,
+//!  config::watch  ─┼─► inbox ─► reconcile::Controller ─ orders┘      │          custom image)
+//!  clock / API    ─┘     ▲              │                             │   docker runtime, store
+//!                        │              ▼ Arc<Snapshot>               │
+//!                        │    http (API) · plan (CLI) · store readers │
+//!                        └──────────── JobFinished ◄──────────────────┘
 //! ```
 //!
 //! - [`clock`] — the only reader of time; everything else takes `now` as an argument.
@@ -24,14 +26,18 @@
 //! - [`config`] — `config.yml` bytes → a validated [`config::Config`] (position-aware YAML,
 //!   environment expansion, every problem with `file:line:column`), and the file watcher
 //!   ([`config::watch`]) that turns edits into messages.
-//! - [`docker`] — the bollard adapter, the only module that talks to the engine: listing and
-//!   the reconnecting event watch.
+//! - [`docker`] — the bollard adapter, the only module that talks to the engine: listing, the
+//!   reconnecting event watch, and the [`docker::Runtime`] the executor acts through (exec
+//!   streams, database dumps, helper and backend containers, stop/start).
 //! - [`reconcile`] — the inbox messages, the state graph, the pure `reconcile` function, the
 //!   work queue, and the controller task that owns them and publishes snapshots.
+//! - [`executor`] — runs the jobs the controller starts: staging, hooks, `stopAttached`,
+//!   dumps, shipping, timeouts, journaled undo-work and start-up recovery.
 //! - [`backend`] — where data goes: the restic backend ([`backend::restic`]: one child process
 //!   per command, minimal environment, timeouts, parsed `--json`, secret-free errors) and the
 //!   backup summary shared by all backends.
-//! - [`http`] — health, readiness and the read-only API, answered from snapshots.
+//! - [`http`] — health, readiness and the API: state from snapshots, jobs and logs from the
+//!   store, "back up now" as a command into the inbox.
 //! - [`plan`] — `marina plan`'s table and JSON, rendered from a snapshot.
 //! - [`store`] — the SQLite job store, the only module that imports rusqlite: jobs, log
 //!   lines (batched by one writer thread, fed by [`store::LogLayer`] from `tracing`) and

@@ -102,7 +102,13 @@ impl DockerRuntime {
                         && m.rw.unwrap_or(true)
                 })
             })
-            .filter_map(|c| container_ref(c.id, c.names))
+            .filter_map(|c| {
+                let swarm_task = c
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(SWARM_TASK_LABEL));
+                container_ref(c.id, c.names).map(|r| ContainerRef { swarm_task, ..r })
+            })
             .collect();
         writers.sort();
         Ok(writers)
@@ -546,8 +552,15 @@ fn container_ref(id: Option<String>, names: Option<Vec<String>>) -> Option<Conta
         .map(|n| n.trim_start_matches('/').to_owned())
         .find(|n| !n.is_empty() && !n.contains('/'))
         .unwrap_or_default();
-    Some(ContainerRef { id, name })
+    Some(ContainerRef {
+        id,
+        name,
+        swarm_task: false,
+    })
 }
+
+/// The label Docker Swarm puts on every task container.
+const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
 
 fn convert_details(inspected: ContainerInspectResponse) -> ContainerDetails {
     let config = inspected.config.unwrap_or_default();

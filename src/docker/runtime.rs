@@ -219,6 +219,9 @@ pub struct ContainerRef {
     pub id: String,
     /// The name, without Docker's leading `/` (empty when the engine gave none).
     pub name: String,
+    /// Whether it is a Docker Swarm task: Swarm replaces a stopped task with a new one, so
+    /// Marina must not stop it (`stopAttached`) and start it again afterwards.
+    pub swarm_task: bool,
 }
 
 /// When to pull an image before running a container from it.

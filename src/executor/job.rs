@@ -33,10 +33,10 @@ use crate::docker::{
     ContainerRef, ExecSpec, HelperSpec, JobContainerSpec, MountSpec, OutputLine, PullPolicy,
     RunOutcome, Runtime,
 };
-use crate::model::{DbKind, Secret, TargetKind, VolumePath};
+use crate::model::{DbKind, Secret, TargetId, TargetKind, VolumePath};
 use crate::reconcile::JobOrder;
 use crate::reconcile::graph::{Found, Target};
-use crate::store::{JobId, JobStatus, JournalKind, Store};
+use crate::store::{JobId, JobStatus, JournalId, JournalKind, Store};
 
 /// How long a container stopped for `stopAttached` may take to stop before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -227,17 +227,16 @@ async fn restic_target<R: Runtime + 'static>(
             let _lock = ctx.locks.lock(&volume.name).await;
             with_hooks(ctx, target, || async {
                 let stopped = stop_attached(ctx, target).await?;
-                let result = restic_volume(
+                restic_volume(
                     ctx,
                     restic,
                     target,
                     &volume.name,
                     volume.mountpoint.as_deref(),
                     paths,
+                    stopped,
                 )
-                .await;
-                start_again(ctx, stopped).await;
-                result
+                .await
             })
             .await
         }
@@ -287,14 +286,17 @@ async fn restic_volume<R: Runtime + 'static>(
     volume: &str,
     mountpoint: Option<&Path>,
     paths: &[VolumePath],
+    stopped: Vec<(ContainerRef, JournalId)>,
 ) -> Result<String, String> {
-    let readable = if let Some(dir) = mountpoint {
-        tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir())
-    } else {
-        false
+    let in_place = match mountpoint {
+        Some(dir) if tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) => {
+            Some(dir.to_path_buf())
+        }
+        _ => None,
     };
-    let (root, options, copy) = if let (true, Some(dir)) = (readable, mountpoint) {
-        (dir.to_path_buf(), BackupOptions::default(), None)
+    let (root, options, copy, still_stopped) = if let Some(dir) = in_place {
+        // Read in place: the containers stay stopped until restic has read the volume.
+        (dir, BackupOptions::default(), None, stopped)
     } else {
         let copy = ctx
             .config
@@ -307,38 +309,68 @@ async fn restic_volume<R: Runtime + 'static>(
             volume,
             "The volume's data is not visible to Marina; copying it with a helper container."
         );
-        let undo = ctx
-            .undo
-            .promise(UndoAction::RemoveDir(copy.clone()))
-            .await
-            .map_err(|e| e.to_string())?;
-        copy_volume(ctx, volume, paths, &copy).await?;
+        let undo = match ctx.undo.promise(UndoAction::RemoveDir(copy.clone())).await {
+            Ok(undo) => undo,
+            Err(e) => {
+                start_again(ctx, stopped).await;
+                return Err(e.to_string());
+            }
+        };
+        let copied = copy_volume(ctx, volume, paths, &copy).await;
+        // Staged: the containers run again while restic reads the copy (SPEC §3.2).
+        start_again(ctx, stopped).await;
+        copied?;
         let options = BackupOptions {
             ignore_inode: true,
             ..BackupOptions::default()
         };
-        (copy.clone(), options, Some((copy, undo)))
+        (copy.clone(), options, Some((copy, undo)), Vec::new())
     };
-    let result = async {
-        let absolute: Vec<PathBuf> = paths.iter().map(|p| if p.is_root() { root.clone() } else { root.join(p.relative()) }).collect();
-        for (path, shown) in absolute.iter().zip(paths) {
-            if tokio::fs::symlink_metadata(path).await.is_err() {
-                return Err(format!("path {shown} does not exist in volume {volume}"));
-            }
-        }
-        if !target.spec.allow_empty && !any_content(&absolute).await? {
-            return Err(format!("no data staged for {} — is the volume empty? (set allowEmpty to accept an empty volume)", target.spec.id));
-        }
-        let summary = restic.backup_paths(&target.spec.id, &absolute, &options).await.map_err(|e| e.to_string())?;
-        Ok(summary.to_string())
-    }
-    .await;
+    let result = backup_volume_paths(restic, target, volume, &root, paths, &options).await;
+    start_again(ctx, still_stopped).await;
     if let Some((copy, undo)) = copy
         && tokio::fs::remove_dir_all(&copy).await.is_ok()
     {
         ctx.undo.fulfilled(undo).await;
     }
     result
+}
+
+/// Checks a volume's paths and backs them up as one snapshot.
+async fn backup_volume_paths(
+    restic: &Restic,
+    target: &Target,
+    volume: &str,
+    root: &Path,
+    paths: &[VolumePath],
+    options: &BackupOptions,
+) -> Result<String, String> {
+    let absolute: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| {
+            if p.is_root() {
+                root.to_path_buf()
+            } else {
+                root.join(p.relative())
+            }
+        })
+        .collect();
+    for (path, shown) in absolute.iter().zip(paths) {
+        if tokio::fs::symlink_metadata(path).await.is_err() {
+            return Err(format!("path {shown} does not exist in volume {volume}"));
+        }
+    }
+    if !target.spec.allow_empty && !any_content(&absolute).await? {
+        return Err(format!(
+            "no data staged for {} — is the volume empty? (set allowEmpty to accept an empty volume)",
+            target.spec.id
+        ));
+    }
+    let summary = restic
+        .backup_paths(&target.spec.id, &absolute, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(summary.to_string())
 }
 
 async fn any_content(paths: &[PathBuf]) -> Result<bool, String> {
@@ -394,8 +426,11 @@ async fn custom_image_job<R: Runtime + 'static>(
         .iter()
         .filter(|o| matches!(o, TargetOutcome::Done(_)))
         .count();
+    let leftovers = remove_failed_targets(&layout, targets, &outcomes).await;
     let result = if ctx.cancel.is_cancelled() {
         Err("the job was stopped".to_owned())
+    } else if let Err(e) = leftovers {
+        Err(e)
     } else if staged == 0 {
         Err("no target could be staged; the backup image was not run".to_owned())
     } else {
@@ -411,6 +446,36 @@ async fn custom_image_job<R: Runtime + 'static>(
         }
     }
     result
+}
+
+/// Removes what failed targets left in the run directory, so the image never ships a
+/// partial copy or a truncated dump as if it were whole.
+async fn remove_failed_targets(
+    layout: &RunLayout,
+    targets: &[&Target],
+    outcomes: &[TargetOutcome],
+) -> Result<(), String> {
+    for (target, outcome) in targets.iter().zip(outcomes) {
+        if !matches!(outcome, TargetOutcome::Failed(_)) {
+            continue;
+        }
+        let path = match &target.spec.id {
+            TargetId::Volume(name) => layout.volume_dir(name.as_str()),
+            TargetId::Db(name) => layout.run_dir().join("dbs").join(name.as_str()),
+        };
+        match tokio::fs::remove_dir_all(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot remove the partial data of failed target {} ({}): {e}; the backup image was not run",
+                    target.spec.id,
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Stages one target in the seed's layout.
@@ -650,7 +715,7 @@ async fn run_hook<R: Runtime + 'static>(
 async fn stop_attached<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     target: &Target,
-) -> Result<Vec<(ContainerRef, crate::store::JournalId)>, String> {
+) -> Result<Vec<(ContainerRef, JournalId)>, String> {
     let (TargetKind::Volume { stop_attached, .. }, Some(Found::Volume(volume))) =
         (&target.spec.kind, &target.found)
     else {
@@ -666,6 +731,13 @@ async fn stop_attached<R: Runtime + 'static>(
         .map_err(|e| format!("cannot list the containers using the volume: {e}"))?;
     let mut stopped = Vec::with_capacity(writers.len());
     for container in writers {
+        if container.swarm_task {
+            warn!(container = %container.name, "The container is a Swarm task; Swarm would replace it if it were stopped, so it keeps running while its volume is staged.");
+            continue;
+        }
+        if ctx.own_container.as_deref() == Some(container.id.as_str()) {
+            continue;
+        }
         let action = UndoAction::StartContainer {
             id: container.id.clone(),
             name: container.name.clone(),
@@ -681,9 +753,11 @@ async fn stop_attached<R: Runtime + 'static>(
             .stop_container(&container.id, STOP_TIMEOUT)
             .await
         {
+            // It may have stopped all the same: starting a running container is harmless.
+            let name = container.name.clone();
+            stopped.push((container, journal));
             start_again(ctx, stopped).await;
-            ctx.undo.fulfilled(journal).await;
-            return Err(format!("cannot stop container {}: {e}", container.name));
+            return Err(format!("cannot stop container {name}: {e}"));
         }
         stopped.push((container, journal));
     }
@@ -693,7 +767,7 @@ async fn stop_attached<R: Runtime + 'static>(
 /// Starts the containers stopped for staging, as soon as the volume is staged.
 async fn start_again<R: Runtime + 'static>(
     ctx: &JobContext<R>,
-    stopped: Vec<(ContainerRef, crate::store::JournalId)>,
+    stopped: Vec<(ContainerRef, JournalId)>,
 ) {
     for (container, journal) in stopped {
         match ctx.runtime.start_container(&container.id).await {
@@ -716,6 +790,12 @@ async fn copy_volume<R: Runtime + 'static>(
     paths: &[VolumePath],
     dest: &Path,
 ) -> Result<(), String> {
+    // A copy left by an earlier run would bring back files deleted since.
+    match tokio::fs::remove_dir_all(dest).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot clear {}: {e}", dest.display())),
+    }
     tokio::fs::create_dir_all(dest)
         .await
         .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;

@@ -90,6 +90,19 @@ impl<R: Runtime + 'static> Executor<R> {
                 None => break,
             }
         }
+        // Orders still in the channel never run: close their records.
+        orders.close();
+        while let Ok(order) = orders.try_recv() {
+            match order {
+                Order::Close { job, reason } => this.close(job, reason).await,
+                Order::Run(order) => {
+                    if let Some(job) = order.job.job {
+                        this.close(job, "Marina shut down before the job started")
+                            .await;
+                    }
+                }
+            }
+        }
         jobs.close();
         if !jobs.is_empty() {
             info!(jobs = jobs.len(), grace = ?grace, "Waiting for running jobs to finish before stopping.");

@@ -4,12 +4,15 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
+use tracing::warn;
 
 use super::AppState;
 use crate::clock;
@@ -31,6 +34,34 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// `Query` whose rejection (a malformed query string) is a JSON error like every other.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Self(value))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+    }
+}
+
+/// `Path` whose rejection (e.g. a job id that is not a number) is a JSON error.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Self(value))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
     }
 }
 
@@ -100,37 +131,44 @@ struct RetentionEntry {
     keep_monthly: u32,
 }
 
-/// `GET /api/schedules`: one entry per instance of this node.
+/// `GET /api/schedules`: one entry per instance of this node, with its latest job.
 pub async fn schedules(State(state): State<AppState>) -> Json<Vec<ScheduleEntry>> {
     let snapshot = state.snapshot();
-    let entries = snapshot
-        .instances
-        .iter()
-        .map(|instance| {
-            let retention = instance.retention.unwrap_or(crate::model::Retention {
+    let mut entries = Vec::with_capacity(snapshot.instances.len());
+    for instance in &snapshot.instances {
+        // Custom images own their retention: Marina applies none, shown as zeros.
+        let retention = instance.retention.map_or(
+            RetentionEntry {
                 keep_daily: 0,
                 keep_weekly: 0,
                 keep_monthly: 0,
-                keep_yearly: 0,
-            });
-            ScheduleEntry {
-                instance_id: instance.id.clone(),
-                node_name: snapshot.node_name.clone(),
-                schedule_cron: instance.schedule.clone(),
-                next_run_at: instance.next_run_at,
-                target_ids: instance.targets.iter().map(|t| t.id.clone()).collect(),
-                retention: RetentionEntry {
-                    keep_daily: retention.keep_daily,
-                    keep_weekly: retention.keep_weekly,
-                    keep_monthly: retention.keep_monthly,
-                },
-                created_at: instance.created_at,
-                updated_at: instance.updated_at,
-                latest_job_status: None,
-                latest_job_completed_at: None,
+            },
+            |r| RetentionEntry {
+                keep_daily: r.keep_daily,
+                keep_weekly: r.keep_weekly,
+                keep_monthly: r.keep_monthly,
+            },
+        );
+        let latest = match state.store.latest_job(&instance.id).await {
+            Ok(latest) => latest,
+            Err(e) => {
+                warn!(instance = %instance.id, error = %e, "Could not read the latest job for /api/schedules.");
+                None
             }
-        })
-        .collect();
+        };
+        entries.push(ScheduleEntry {
+            instance_id: instance.id.clone(),
+            node_name: snapshot.node_name.clone(),
+            schedule_cron: instance.schedule.clone(),
+            next_run_at: instance.next_run_at,
+            target_ids: instance.targets.iter().map(|t| t.id.clone()).collect(),
+            retention,
+            created_at: instance.created_at,
+            updated_at: instance.updated_at,
+            latest_job_status: latest.as_ref().map(|job| job.status.as_str().to_owned()),
+            latest_job_completed_at: latest.and_then(|job| job.completed_at),
+        });
+    }
     Json(entries)
 }
 

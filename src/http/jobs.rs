@@ -1,7 +1,7 @@
 //! Jobs and logs from the job store, in the compatible shapes of SPEC §6, and "back up now".
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::AppState;
-use super::api::ApiError;
+use super::api::{ApiError, ApiPath, ApiQuery};
 use crate::clock;
 use crate::model::InstanceId;
 use crate::reconcile::queue::Trigger;
@@ -135,8 +135,8 @@ fn instance_id(id: &str) -> Result<InstanceId, ApiError> {
 /// `GET /api/status/{instanceId}`: the instance's jobs, newest first.
 pub async fn status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<JobEntry>>, ApiError> {
     let instance = instance_id(&id)?;
     let jobs = state
@@ -150,7 +150,7 @@ pub async fn status(
 /// `GET /api/jobs?instanceId=&status=&limit=`: jobs, newest first.
 pub async fn jobs(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<JobEntry>>, ApiError> {
     let status = query
         .status
@@ -180,8 +180,8 @@ pub async fn jobs(
 /// `GET /api/logs/job/{jobId}?limit=`: a job's log, oldest first.
 pub async fn job_logs(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Query(query): Query<ListQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let job = JobId(id);
     if state
@@ -198,7 +198,7 @@ pub async fn job_logs(
     }
     let logs = state
         .store
-        .job_logs(job, query.limit)
+        .job_logs(job, query.limit.map(|l| l.clamp(1, MAX_LIMIT)))
         .await
         .map_err(|e| store_error(&e))?;
     Ok(Json(logs.into_iter().map(LogEntry::from).collect()))
@@ -207,7 +207,7 @@ pub async fn job_logs(
 /// `GET /api/logs/job?instanceId=X&limit=`: the logs of an instance's jobs.
 pub async fn instance_logs(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let Some(instance) = query.instance()? else {
         return Err(ApiError::new(
@@ -226,7 +226,7 @@ pub async fn instance_logs(
 /// `GET /api/logs/system?limit=&level=`: lines that belong to no job.
 pub async fn system_logs(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let level = query
         .level
@@ -252,7 +252,7 @@ pub async fn system_logs(
 /// when it is already running or queued.
 pub async fn trigger(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let snapshot = state.snapshot();
     let Some(instance) = snapshot.instance(&id) else {
@@ -278,6 +278,12 @@ pub async fn trigger(
             "Marina is shutting down",
         ));
     }
+    if !snapshot.ready {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Marina has not listed Docker yet; try again in a moment",
+        ));
+    }
     let job = state
         .store
         .create_job(
@@ -293,6 +299,14 @@ pub async fn trigger(
         job: Some(job.id),
     };
     if state.inbox.send(Message::Command(command)).await.is_err() {
+        let reason = Some("Marina shut down before the job started".to_owned());
+        if let Err(e) = state
+            .store
+            .set_job_status(job.id, JobStatus::Aborted, reason, clock::now())
+            .await
+        {
+            warn!(job = %job.id, error = %e, "Could not close a job that will not run.");
+        }
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Marina is shutting down",

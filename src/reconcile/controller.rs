@@ -104,7 +104,22 @@ impl Controller {
                 () = tokio::time::sleep(sleep) => {}
             }
         }
+        self.close_waiting();
         debug!("Controller stopped.");
+    }
+
+    /// On shutdown: job records of runs that waited in the queue will never run; have them
+    /// closed rather than left `scheduled`.
+    fn close_waiting(&mut self) {
+        let Some(executor) = &self.executor else {
+            return;
+        };
+        for job in self.state.queue.drain_records() {
+            let _ = executor.send(Order::Close {
+                job,
+                reason: "Marina shut down before the job started",
+            });
+        }
     }
 
     fn time_to_next_run(&self) -> Duration {
@@ -147,6 +162,11 @@ impl Controller {
         };
         for (job, reason) in self.state.orphaned_jobs.drain(..) {
             let _ = executor.send(Order::Close { job, reason });
+        }
+        // Don't act before seeing the whole world: a job started before the first listing
+        // would see no targets (and could overtake start-up recovery).
+        if !self.state.is_ready() {
+            return;
         }
         let Some(config) = self.state.config.clone() else {
             return;

@@ -122,6 +122,14 @@ impl WorkQueue {
         Some((instance, job))
     }
 
+    /// Empties the waiting list, returning the job records it held.
+    pub fn drain_records(&mut self) -> Vec<JobId> {
+        std::mem::take(&mut self.waiting)
+            .into_values()
+            .filter_map(|q| q.job)
+            .collect()
+    }
+
     /// Marks the running job of `instance` as finished.
     pub fn finished(&mut self, instance: &InstanceId) {
         self.running.remove(instance);
