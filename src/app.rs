@@ -25,6 +25,7 @@ use crate::docker::{self, DockerClient, DockerError, DockerRuntime};
 use crate::executor::Executor;
 use crate::executor::recovery::recover;
 use crate::http::{self, AppState};
+use crate::metrics::{Metrics, MetricsError};
 use crate::model::InventoryChange;
 use crate::reconcile::{Controller, Message, Snapshot, State, reconcile};
 use crate::store::{Store, StoreError};
@@ -73,6 +74,9 @@ pub enum AppError {
     /// Docker could not be reached or listed (`marina plan`).
     #[error("{0}; is the Docker engine running, and is DOCKER_HOST right?")]
     Docker(#[from] DockerError),
+    /// The metrics registry could not be built (a bug).
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// Reads and validates the config, as both commands start.
@@ -88,6 +92,7 @@ fn load_config(path: &Path) -> Result<(Loaded, Vec<u8>), AppError> {
 /// controller → Docker (retrying until it answers) → recovery of an interrupted run →
 /// executor → config and Docker watches. The controller takes no decision before the first
 /// Docker listing, which comes after recovery, so nothing new runs before recovery is done.
+#[allow(clippy::too_many_lines)] // The start-up order reads best as one sequence, top to bottom.
 pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
     let (loaded, bytes) = load_config(&config_path)?;
     let config = Arc::new(loaded.config);
@@ -109,6 +114,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
     tokio::spawn(handle_signals(shutdown.clone()));
 
     let history = store.history().await?;
+    let metrics = Metrics::new()?;
     let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
     let (orders_tx, orders) = mpsc::unbounded_channel();
     let (controller, snapshots) = Controller::new(
@@ -116,8 +122,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
         receiver,
         Some(orders_tx),
         Clock::System,
+        metrics.clone(),
     );
     tasks.spawn(controller.run(shutdown.clone()));
+    tasks.spawn(metrics.clone().follow(snapshots.clone(), shutdown.clone()));
     let first = Message::ConfigLoaded {
         config: Arc::clone(&config),
         warnings: loaded.warnings,
@@ -131,7 +139,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
         shutdown: shutdown.clone(),
         store: store.clone(),
         inbox: inbox.clone(),
-    });
+        metrics: metrics.clone(),
+        auth: http::auth::Auth::new(&config.api, Clock::System),
+    })
+    .into_make_service_with_connect_info::<SocketAddr>();
     info!(address = %bound, "HTTP API listening.");
     let graceful = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -147,6 +158,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
         inbox.clone(),
         bytes,
         shutdown.clone(),
+        metrics.clone(),
     );
     let watcher_shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -168,13 +180,20 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
             Err(e) => error!(error = %e, "Recovery could not read the job store; check dbPath."),
         }
         let own_container = own_container_id().await;
-        let executor = Executor::new(runtime, store.clone(), inbox.clone(), own_container);
+        let executor = Executor::new(
+            runtime,
+            store.clone(),
+            inbox.clone(),
+            own_container,
+            metrics.clone(),
+        );
         tasks.spawn(executor.run(orders, shutdown.clone(), config.shutdown_grace));
         tasks.spawn(docker::watch(
             client,
             inbox,
             config.resync_interval,
             shutdown.clone(),
+            metrics,
         ));
     }
 
@@ -314,39 +333,50 @@ pub async fn backup(
     instance: &str,
     url: Option<String>,
 ) -> Result<Accepted, AppError> {
-    let base = if let Some(url) = url {
-        url.trim_end_matches('/').to_owned()
-    } else {
-        let (loaded, _) = load_config(config_path)?;
-        let api = &loaded.config.api;
-        let host = if api.bind.is_unspecified() {
-            if api.bind.is_ipv4() {
-                "127.0.0.1".to_owned()
-            } else {
-                "[::1]".to_owned()
-            }
-        } else if api.bind.is_ipv6() {
-            format!("[{}]", api.bind)
-        } else {
-            api.bind.to_string()
-        };
-        format!("http://{host}:{}", api.port)
+    // The config says where the daemon listens and which password it wants; with `--url`
+    // and no readable config, the request goes without a password.
+    let config = match (load_config(config_path), &url) {
+        (Ok((loaded, _)), _) => Some(loaded.config),
+        (Err(_), Some(_)) => None,
+        (Err(e), None) => return Err(e),
     };
-    let endpoint = format!("{base}/api/instances/{instance}/backup");
-    let response = reqwest::Client::new()
-        .post(&endpoint)
-        .send()
-        .await
-        .map_err(|source| AppError::Unreachable {
-            url: base.clone(),
-            source,
-        })?;
+    let base = match (url, &config) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(config)) => local_url(&config.api),
+        (None, None) => {
+            return Err(AppError::Refused(
+                "no daemon address: give --url or a config".into(),
+            ));
+        }
+    };
+    let unreachable = |source| AppError::Unreachable {
+        url: base.clone(),
+        source,
+    };
+    let client = reqwest::Client::new();
+    let mut request = client.post(format!("{base}/api/instances/{instance}/backup"));
+    if let Some(password) = config.as_ref().and_then(|c| c.api.auth_password.as_ref()) {
+        let login = client
+            .post(format!("{base}/api/auth/login"))
+            .json(&serde_json::json!({ "password": password.expose() }))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !login.status().is_success() {
+            return Err(AppError::Refused(format!(
+                "logging in to Marina at {base} failed ({}); check authPassword in the config",
+                login.status()
+            )));
+        }
+        let token: serde_json::Value = login.json().await.map_err(unreachable)?;
+        if let Some(token) = token["token"].as_str() {
+            request = request.bearer_auth(token);
+        }
+    }
+    let response = request.send().await.map_err(unreachable)?;
     let status = response.status();
     if status == reqwest::StatusCode::ACCEPTED {
-        return response
-            .json()
-            .await
-            .map_err(|source| AppError::Unreachable { url: base, source });
+        return response.json().await.map_err(unreachable);
     }
     let message = response
         .json::<serde_json::Value>()
@@ -355,4 +385,21 @@ pub async fn backup(
         .and_then(|v| v["error"].as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("Marina answered {status}"));
     Err(AppError::Refused(message))
+}
+
+/// The daemon's URL from this machine: `apiBind:apiPort`, loopback when it binds every
+/// address.
+fn local_url(api: &config::ApiConfig) -> String {
+    let host = if api.bind.is_unspecified() {
+        if api.bind.is_ipv4() {
+            "127.0.0.1".to_owned()
+        } else {
+            "[::1]".to_owned()
+        }
+    } else if api.bind.is_ipv6() {
+        format!("[{}]", api.bind)
+    } else {
+        api.bind.to_string()
+    };
+    format!("http://{host}:{}", api.port)
 }

@@ -15,7 +15,7 @@
 //!  config::watch  ─┼─► inbox ─► reconcile::Controller ─ orders┘      │          custom image)
 //!  clock / API    ─┘     ▲              │                             │   docker runtime, store
 //!                        │              ▼ Arc<Snapshot>               │
-//!                        │    http (API) · plan (CLI) · store readers │
+//!                        │    http (API, metrics) · plan · store      │
 //!                        └──────────── JobFinished ◄──────────────────┘
 //! ```
 //!
@@ -36,8 +36,10 @@
 //! - [`backend`] — where data goes: the restic backend ([`backend::restic`]: one child process
 //!   per command, minimal environment, timeouts, parsed `--json`, secret-free errors) and the
 //!   backup summary shared by all backends.
-//! - [`http`] — health, readiness and the API: state from snapshots, jobs and logs from the
-//!   store, "back up now" as a command into the inbox.
+//! - [`http`] — health, readiness, the API and `/metrics`: state from snapshots, jobs and
+//!   logs from the store, "back up now" as a command into the inbox.
+//! - [`metrics`] — the Prometheus metrics of SPEC §7 in one registry: typed events that log
+//!   and count in one place ([`metrics::events`]), and gauges refreshed from each snapshot.
 //! - [`plan`] — `marina plan`'s table and JSON, rendered from a snapshot.
 //! - [`store`] — the SQLite job store, the only module that imports rusqlite: jobs, log
 //!   lines (batched by one writer thread, fed by [`store::LogLayer`] from `tracing`) and
@@ -55,6 +57,7 @@ pub mod config;
 pub mod docker;
 pub mod executor;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod reconcile;

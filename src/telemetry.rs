@@ -1,5 +1,8 @@
 //! Logging setup. Log lines put structured fields first, then a sentence; ERROR means a
 //! person must act, WARN means Marina recovered and nothing was lost.
+//!
+//! Facts that are both logged and counted (job ends, config reloads, Docker stream restarts…)
+//! are typed events in [`crate::metrics::events`], so each is logged and counted in one place.
 
 use std::io::IsTerminal;
 

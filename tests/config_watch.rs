@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use marina::config::watch::watch;
 use marina::config::{Environment, ProcessEnvironment};
+use marina::metrics::Metrics;
 use marina::reconcile::Message;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +50,7 @@ fn start(path: &Path, current: &str) -> (mpsc::Receiver<Message>, CancellationTo
         tx,
         current.as_bytes().to_vec(),
         shutdown.clone(),
+        Metrics::new().unwrap(),
     ));
     (rx, shutdown)
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use marina::docker::{DockerClient, watch};
+use marina::metrics::Metrics;
 use marina::model::{ContainerState, InventoryChange, VolumeMount};
 use marina::reconcile::Message;
 use support::{
@@ -142,7 +143,13 @@ impl Watching {
         let client = DockerClient::connect().await.unwrap();
         let (inbox, mut changes) = mpsc::channel(1024);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(watch(client, inbox, resync_interval, shutdown.clone()));
+        let task = tokio::spawn(watch(
+            client,
+            inbox,
+            resync_interval,
+            shutdown.clone(),
+            Metrics::new().unwrap(),
+        ));
         let first = next_change(&mut changes, EVENT_TIMEOUT_SECS, "a first listing", |c| {
             Some(c.clone())
         })

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use marina::docker::{DockerClient, watch};
+use marina::metrics::Metrics;
 use marina::model::InventoryChange;
 use support::daemon::Daemon as Marina;
 use support::{VolumeGuard, docker_async, docker_output, require_engine_and_images, unique_name};
@@ -48,6 +49,7 @@ async fn the_watch_reconnects_and_relists_after_a_daemon_restart() {
         inbox,
         Duration::from_hours(1),
         shutdown.clone(),
+        Metrics::new().unwrap(),
     ));
     next_change_or_fail(&mut changes, "a first listing", |c| {
         matches!(c, InventoryChange::Listed(_)).then_some(())

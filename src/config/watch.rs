@@ -18,9 +18,10 @@ use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::{Diagnostic, Environment, Severity, load_str};
+use crate::metrics::{ConfigRejected, ConfigReloaded, Metrics};
 use crate::reconcile::Message;
 
 /// Quiet time after the last file event before the file is read: long enough for an editor
@@ -47,13 +48,14 @@ pub enum WatchError {
 }
 
 /// Watches `path` until `shutdown`; `current` is the content already loaded, so an
-/// unchanged file is not reloaded.
+/// unchanged file is not reloaded. Reloads are counted in `metrics`.
 pub async fn watch(
     path: PathBuf,
     env: Arc<dyn Environment + Send + Sync>,
     inbox: mpsc::Sender<Message>,
     current: Vec<u8>,
     shutdown: CancellationToken,
+    metrics: Metrics,
 ) -> Result<(), WatchError> {
     let dir = directory_of(&path).to_path_buf();
     let file_name = path
@@ -100,6 +102,7 @@ pub async fn watch(
         env,
         inbox,
         current,
+        metrics,
     };
     loop {
         let force = tokio::select! {
@@ -126,6 +129,8 @@ struct Loader {
     inbox: mpsc::Sender<Message>,
     /// The bytes of the last file read, valid or not.
     current: Vec<u8>,
+    /// Where reloads are counted.
+    metrics: Metrics,
 }
 
 impl Loader {
@@ -140,19 +145,22 @@ impl Loader {
                 self.current = bytes;
                 match load_str(&text, &file, self.env.as_ref()) {
                     Ok(loaded) => {
-                        info!(file = %file, instances = loaded.config.instances.len(), "Config reloaded.");
+                        self.metrics.emit(ConfigReloaded {
+                            file: &file,
+                            instances: loaded.config.instances.len(),
+                        });
                         Message::ConfigLoaded {
                             config: Arc::new(loaded.config),
                             warnings: loaded.warnings,
                         }
                     }
-                    Err(e) => rejected(e.diagnostics),
+                    Err(e) => self.rejected(e.diagnostics),
                 }
             }
             Err(e) => {
                 // Forget the old bytes: once the file is back, it is read even if unchanged.
                 self.current.clear();
-                rejected(vec![Diagnostic {
+                self.rejected(vec![Diagnostic {
                     severity: Severity::Error,
                     file,
                     position: None,
@@ -163,13 +171,13 @@ impl Loader {
         };
         self.inbox.send(message).await.is_ok()
     }
-}
 
-fn rejected(diagnostics: Vec<Diagnostic>) -> Message {
-    for diagnostic in &diagnostics {
-        error!(problem = %diagnostic, "The changed config file is invalid; the previous config stays in force.");
+    fn rejected(&self, diagnostics: Vec<Diagnostic>) -> Message {
+        self.metrics.emit(ConfigRejected {
+            diagnostics: &diagnostics,
+        });
+        Message::ConfigRejected { diagnostics }
     }
-    Message::ConfigRejected { diagnostics }
 }
 
 /// The directory holding the config file (watched instead of the file itself).

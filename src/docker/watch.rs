@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::client::{DockerClient, Result};
 use crate::clock::{self, Clock};
+use crate::metrics::{DockerEventReceived, DockerObject, DockerWatchRestarted, Metrics};
 use crate::model::InventoryChange;
 use crate::reconcile::Message;
 
@@ -50,17 +51,20 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// The first message is a complete [`InventoryChange::Listed`]; so is the first message after
 /// each [`InventoryChange::Disconnected`], and one every `resync_interval` (at least one
 /// second). Never returns an error: a lost engine is reported as `Disconnected` and retried
-/// with exponential backoff until it answers again.
+/// with exponential backoff until it answers again. Events and restarts are counted in
+/// `metrics`.
 pub async fn watch(
     client: DockerClient,
     inbox: Sender<Message>,
     resync_interval: Duration,
     shutdown: CancellationToken,
+    metrics: Metrics,
 ) {
     let watcher = Watcher {
         client,
         inbox: &inbox,
         resync_interval: resync_interval.max(MIN_RESYNC_INTERVAL),
+        metrics,
     };
     tokio::select! {
         biased;
@@ -78,6 +82,7 @@ struct Watcher<'a> {
     client: DockerClient,
     inbox: &'a Sender<Message>,
     resync_interval: Duration,
+    metrics: Metrics,
 }
 
 impl Watcher<'_> {
@@ -129,7 +134,10 @@ impl Watcher<'_> {
                 backoff.reset();
             }
             let delay = backoff.next_delay();
-            warn!(reason = %reason, retry_in = ?delay, "Docker event stream ended; reconnecting.");
+            self.metrics.emit(DockerWatchRestarted {
+                reason: &reason,
+                retry_in: delay,
+            });
             self.send(InventoryChange::Disconnected { reason }).await?;
             disconnected = true;
             tokio::time::sleep(delay).await;
@@ -171,9 +179,14 @@ impl Watcher<'_> {
                         None => return Ok("the Docker event stream ended".to_owned()),
                     };
                     let happened_at = event.time_nano;
+                    let action = event.action.clone().unwrap_or_default();
                     let Some(refresh) = Refresh::for_event(event) else {
                         continue;
                     };
+                    self.metrics.emit(DockerEventReceived {
+                        object: refresh.object(),
+                        action: &action,
+                    });
                     match self.resolve(refresh).await {
                         Ok(change) => {
                             self.send(change).await?;
@@ -249,6 +262,14 @@ enum Refresh {
 }
 
 impl Refresh {
+    /// The object it names.
+    fn object(&self) -> DockerObject<'_> {
+        match self {
+            Self::Container(id) | Self::ContainerGone(id) => DockerObject::Container(id),
+            Self::Volume(name) | Self::VolumeGone(name) => DockerObject::Volume(name),
+        }
+    }
+
     /// What to refresh for `event`; `None` for events Marina does not follow or that do not
     /// say which object they are about.
     fn for_event(event: EventMessage) -> Option<Self> {
@@ -264,7 +285,6 @@ impl Refresh {
                     warn!(action = %action, "Skipping a Docker container event without a container id.");
                     return None;
                 };
-                debug!(container = %id, action = %action, "Docker container event.");
                 Some(if action == "destroy" {
                     Self::ContainerGone(id)
                 } else {
@@ -278,7 +298,6 @@ impl Refresh {
                     warn!(action = %action, "Skipping a Docker volume event without a volume name.");
                     return None;
                 };
-                debug!(volume = %name, action = %action, "Docker volume event.");
                 Some(if action == "destroy" {
                     Self::VolumeGone(name)
                 } else {
@@ -427,6 +446,7 @@ mod tests {
                 inbox,
                 Duration::ZERO,
                 CancellationToken::new(),
+                Metrics::new().unwrap(),
             ));
         }
         let _ = check;

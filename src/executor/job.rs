@@ -24,6 +24,7 @@ use super::checked::CheckedDump;
 use super::locks::VolumeLocks;
 use super::staging::{self, RESTIC_COPY_DIR, RunLayout};
 use super::undo::{Undo, UndoAction};
+use crate::backend::format_bytes;
 use crate::backend::restic::{BackupOptions, Restic};
 use crate::clock;
 use crate::config::{Backend, Config, Instance};
@@ -33,6 +34,7 @@ use crate::docker::{
     ContainerRef, ExecSpec, HelperSpec, JobContainerSpec, MountSpec, OutputLine, PullPolicy,
     RunOutcome, Runtime,
 };
+use crate::metrics::{BackupImageFinished, Metrics, TargetBackedUp, TargetStaged};
 use crate::model::{DbKind, Secret, TargetId, TargetKind, VolumePath};
 use crate::reconcile::JobOrder;
 use crate::reconcile::graph::{Found, Target};
@@ -61,15 +63,39 @@ pub struct JobContext<R> {
     pub cancel: CancellationToken,
     /// Undo-work, journaled.
     pub undo: Undo,
+    /// Where targets' results and bytes are counted.
+    pub metrics: Metrics,
 }
 
 /// How one target went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetOutcome {
-    /// Shipped (restic) or staged (custom image), with a summary for the log.
-    Done(String),
+    /// Shipped (restic) or staged (custom image).
+    Done(Done),
     /// Failed, with the reason.
     Failed(String),
+}
+
+/// What a target that made it reports, for the job log and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Done {
+    /// One line for the job log.
+    pub summary: String,
+    /// Bytes the repository grew by (restic; a custom image ships the data itself).
+    pub bytes_added: u64,
+    /// Bytes of the target's data read: the volume's files or the dump.
+    pub bytes_read: u64,
+}
+
+impl Done {
+    /// A target staged for a custom image: `bytes` read, nothing shipped yet.
+    fn staged(summary: String, bytes: u64) -> Self {
+        Self {
+            summary,
+            bytes_added: 0,
+            bytes_read: bytes,
+        }
+    }
 }
 
 /// How a job's body ended, before timeouts and shutdown are taken into account.
@@ -199,7 +225,7 @@ async fn restic_job<R: Runtime + 'static>(
         let outcome = restic_target(ctx, &restic, target)
             .instrument(span.clone())
             .await;
-        span.in_scope(|| log_outcome(&outcome));
+        span.in_scope(|| report_backed_up(ctx, target, &outcome));
         outcomes.push(outcome);
         record_progress(ctx, targets.len(), &outcomes).await;
     }
@@ -268,7 +294,11 @@ async fn restic_target<R: Runtime + 'static>(
                     Some(Err(e)) => return Err(e.clone()),
                     None => 0,
                 };
-                Ok(format!("{tool} dump of {bytes} bytes; {summary}"))
+                Ok(Done {
+                    summary: format!("{tool} dump of {bytes} bytes; {summary}"),
+                    bytes_added: summary.bytes_added,
+                    bytes_read: bytes,
+                })
             })
             .await
         }
@@ -287,7 +317,7 @@ async fn restic_volume<R: Runtime + 'static>(
     mountpoint: Option<&Path>,
     paths: &[VolumePath],
     stopped: Vec<(ContainerRef, JournalId)>,
-) -> Result<String, String> {
+) -> Result<Done, String> {
     let in_place = match mountpoint {
         Some(dir) if tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) => {
             Some(dir.to_path_buf())
@@ -344,7 +374,7 @@ async fn backup_volume_paths(
     root: &Path,
     paths: &[VolumePath],
     options: &BackupOptions,
-) -> Result<String, String> {
+) -> Result<Done, String> {
     let absolute: Vec<PathBuf> = paths
         .iter()
         .map(|p| {
@@ -370,7 +400,11 @@ async fn backup_volume_paths(
         .backup_paths(&target.spec.id, &absolute, options)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(summary.to_string())
+    Ok(Done {
+        summary: summary.to_string(),
+        bytes_added: summary.bytes_added,
+        bytes_read: summary.bytes_processed,
+    })
 }
 
 async fn any_content(paths: &[PathBuf]) -> Result<bool, String> {
@@ -384,6 +418,16 @@ async fn any_content(paths: &[PathBuf]) -> Result<bool, String> {
             }
         }
         Ok(false)
+    })
+    .await
+    .map_err(|e| format!("the content check failed: {e}"))?
+}
+
+/// The bytes of content staged under `dir` (SPEC §3.5: 0 means no data).
+async fn content_size(dir: &Path) -> Result<u64, String> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        staging::content_size(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))
     })
     .await
     .map_err(|e| format!("the content check failed: {e}"))?
@@ -419,7 +463,7 @@ async fn custom_image_job<R: Runtime + 'static>(
         let outcome = stage_target(ctx, &layout, target)
             .instrument(span.clone())
             .await;
-        span.in_scope(|| log_outcome(&outcome));
+        span.in_scope(|| report_staged(ctx, &outcome));
         outcomes.push(outcome);
     }
     let staged = outcomes
@@ -434,7 +478,15 @@ async fn custom_image_job<R: Runtime + 'static>(
     } else if staged == 0 {
         Err("no target could be staged; the backup image was not run".to_owned())
     } else {
-        run_backend(ctx, &layout, image).await.map(|()| outcomes)
+        let shipped: Vec<&TargetId> = targets
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| matches!(outcome, TargetOutcome::Done(_)))
+            .map(|(target, _)| &target.spec.id)
+            .collect();
+        run_backend(ctx, &layout, image, &shipped)
+            .await
+            .map(|()| outcomes)
     };
     if let Ok(outcomes) = &result {
         record_progress(ctx, targets.len(), outcomes).await;
@@ -496,10 +548,14 @@ async fn stage_target<R: Runtime + 'static>(
                 let result = copy_volume(ctx, &volume.name, paths, &dir).await;
                 start_again(ctx, stopped).await;
                 result?;
-                if !target.spec.allow_empty && !any_content(std::slice::from_ref(&dir)).await? {
+                let bytes = content_size(&dir).await?;
+                if !target.spec.allow_empty && bytes == 0 {
                     return Err(format!("no data staged for {} — is the volume empty? (set allowEmpty to accept an empty volume)", target.spec.id));
                 }
-                Ok(format!("staged into {}", dir.display()))
+                Ok(Done::staged(
+                    format!("{} in {}", format_bytes(bytes), dir.display()),
+                    bytes,
+                ))
             })
             .await
         }
@@ -535,7 +591,7 @@ async fn dump_to_file<R: Runtime + 'static>(
     kind: DbKind,
     dump_args: &[String],
     file: &Path,
-) -> Result<String, String> {
+) -> Result<Done, String> {
     if let Some(dir) = file.parent() {
         tokio::fs::create_dir_all(dir)
             .await
@@ -555,10 +611,13 @@ async fn dump_to_file<R: Runtime + 'static>(
         .await
         .map_err(|e| format!("writing the dump of {container_name} failed: {e}"))?;
     let summary = stream.finish().await.map_err(|e| e.to_string())?;
-    Ok(format!(
-        "{tool} dump of {} bytes staged as {}",
+    Ok(Done::staged(
+        format!(
+            "{tool} dump of {} bytes staged as {}",
+            summary.bytes,
+            file.display()
+        ),
         summary.bytes,
-        file.display()
     ))
 }
 
@@ -567,6 +626,7 @@ async fn run_backend<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     layout: &RunLayout,
     image: &str,
+    staged: &[&TargetId],
 ) -> Result<(), String> {
     let host_dir = host_path(
         &*ctx.runtime,
@@ -623,7 +683,12 @@ async fn run_backend<R: Runtime + 'static>(
     }
     match outcome.map_err(|e| e.to_string())? {
         RunOutcome::Exited(0) => {
-            info!(image, "The backup image finished successfully.");
+            ctx.metrics.emit(BackupImageFinished {
+                instance: &ctx.instance.id,
+                image,
+                targets: staged,
+                at: clock::now(),
+            });
             Ok(())
         }
         RunOutcome::Exited(code) => {
@@ -649,7 +714,7 @@ async fn with_hooks<R, F, Fut>(ctx: &JobContext<R>, target: &Target, stage: F) -
 where
     R: Runtime + 'static,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<String, String>>,
+    Fut: Future<Output = Result<Done, String>>,
 {
     let result = match &target.spec.pre_hook {
         Some(hook) => match run_hook(ctx, target, "pre", hook).await {
@@ -664,7 +729,7 @@ where
         warn!("{e}");
     }
     match result {
-        Ok(summary) => TargetOutcome::Done(summary),
+        Ok(done) => TargetOutcome::Done(done),
         Err(reason) => TargetOutcome::Failed(reason),
     }
 }
@@ -866,9 +931,30 @@ fn log_output(line: OutputLine) {
     info!("{}", line.text);
 }
 
-fn log_outcome(outcome: &TargetOutcome) {
+/// Reports a target of a restic job: backed up (logged and counted) or failed.
+fn report_backed_up<R>(ctx: &JobContext<R>, target: &Target, outcome: &TargetOutcome) {
     match outcome {
-        TargetOutcome::Done(summary) => info!("Target backed up: {summary}."),
+        TargetOutcome::Done(done) => ctx.metrics.emit(TargetBackedUp {
+            instance: &ctx.instance.id,
+            target: &target.spec.id,
+            summary: &done.summary,
+            bytes_added: done.bytes_added,
+            bytes_read: done.bytes_read,
+            at: clock::now(),
+        }),
+        TargetOutcome::Failed(reason) => error!("Target failed: {reason}."),
+    }
+}
+
+/// Reports a target staged for a custom image (counted; backed up once the image succeeds)
+/// or failed.
+fn report_staged<R>(ctx: &JobContext<R>, outcome: &TargetOutcome) {
+    match outcome {
+        TargetOutcome::Done(done) => ctx.metrics.emit(TargetStaged {
+            instance: &ctx.instance.id,
+            summary: &done.summary,
+            bytes: done.bytes_read,
+        }),
         TargetOutcome::Failed(reason) => error!("Target failed: {reason}."),
     }
 }
@@ -902,7 +988,7 @@ mod tests {
 
     #[test]
     fn the_job_status_follows_the_targets() {
-        let done = TargetOutcome::Done("ok".into());
+        let done = TargetOutcome::Done(Done::default());
         let failed = TargetOutcome::Failed("no".into());
         assert_eq!(
             summarise(2, &Ok(vec![done.clone(), done.clone()])).status,

@@ -29,8 +29,9 @@ use tracing::{Instrument, error, info, info_span, warn};
 use self::job::{JobContext, JobResult};
 use self::locks::VolumeLocks;
 use self::undo::Undo;
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::docker::Runtime;
+use crate::metrics::{JobFinished, Metrics};
 use crate::reconcile::{JobOrder, Message, Order};
 use crate::store::{JobId, JobStatus, Store};
 
@@ -45,6 +46,8 @@ pub struct Executor<R> {
     locks: VolumeLocks,
     /// Marina's own container, when it runs in one (host paths of staging).
     own_container: Option<String>,
+    /// Where jobs and targets are counted.
+    metrics: Metrics,
 }
 
 impl<R: Runtime + 'static> Executor<R> {
@@ -54,6 +57,7 @@ impl<R: Runtime + 'static> Executor<R> {
         store: Store,
         inbox: mpsc::Sender<Message>,
         own_container: Option<String>,
+        metrics: Metrics,
     ) -> Self {
         Self {
             runtime,
@@ -61,6 +65,7 @@ impl<R: Runtime + 'static> Executor<R> {
             inbox,
             locks: VolumeLocks::default(),
             own_container,
+            metrics,
         }
     }
 
@@ -175,6 +180,7 @@ impl<R: Runtime + 'static> Executor<R> {
             return false;
         }
         info!(trigger = ?order.job.trigger, "Backup started.");
+        let started = Clock::System.instant();
         let ctx = JobContext {
             runtime: Arc::clone(&self.runtime),
             store: self.store.clone(),
@@ -185,6 +191,7 @@ impl<R: Runtime + 'static> Executor<R> {
             config: Arc::clone(&order.config),
             cancel: CancellationToken::new(),
             undo: Undo::new(self.store.clone(), job),
+            metrics: self.metrics.clone(),
         };
         let deadline = order.instance.timeout;
         let body = job::run(&ctx, order);
@@ -208,15 +215,12 @@ impl<R: Runtime + 'static> Executor<R> {
         };
         // Put back what the job changed: stopped containers, staging.
         ctx.undo.run_all(&*self.runtime).await;
-        match result.status {
-            JobStatus::Success => info!(message = %result.message, "Backup finished: success."),
-            JobStatus::PartialSuccess => {
-                warn!(message = %result.message, "Backup finished: partial success.");
-            }
-            status => {
-                error!(message = %result.message, status = %status, "Backup did not succeed.");
-            }
-        }
+        self.metrics.emit(JobFinished {
+            instance: &order.instance.id,
+            status: result.status,
+            duration: started.elapsed(),
+            message: &result.message,
+        });
         let now = clock::now();
         // An interrupted job keeps the progress it recorded as it went.
         let finished_normally = !matches!(result.status, JobStatus::TimedOut | JobStatus::Aborted);

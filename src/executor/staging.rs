@@ -123,6 +123,32 @@ pub fn has_content(path: &Path) -> io::Result<bool> {
     Ok(false)
 }
 
+/// The bytes of content under `path`: the sizes of its regular files, symlinks not followed.
+/// Where [`has_content`] stops at the first byte, this reads every entry (for metrics).
+pub fn content_size(path: &Path) -> io::Result<u64> {
+    let metadata = std::fs::symlink_metadata(path)?;
+    if metadata.is_file() {
+        return Ok(metadata.len());
+    }
+    if !metadata.is_dir() {
+        return Ok(0);
+    }
+    let mut total: u64 = 0;
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                total = total.saturating_add(entry.metadata()?.len());
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// Run directories left in `staging_dir` by a job that never finished (a crash): every
 /// `{stagingDir}/{instance}/{timestamp}` directory. Restic's stable copies are kept.
 pub fn stale_runs(staging_dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -227,6 +253,19 @@ mod tests {
         assert!(has_content(dir.path()).unwrap());
         assert!(has_content(&dir.path().join("a/b/data")).unwrap());
         assert!(has_content(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn the_content_size_adds_up_regular_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(content_size(dir.path()).unwrap(), 0);
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/three"), "abc").unwrap();
+        std::fs::write(dir.path().join("a/four"), "abcd").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("a/link")).unwrap();
+        assert_eq!(content_size(dir.path()).unwrap(), 7);
+        assert_eq!(content_size(&dir.path().join("a/four")).unwrap(), 4);
+        assert!(content_size(&dir.path().join("missing")).is_err());
     }
 
     #[test]

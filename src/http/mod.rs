@@ -2,7 +2,9 @@
 //! the latest published [`Snapshot`] — handlers never touch the reconciler's state.
 
 mod api;
+pub mod auth;
 mod jobs;
+mod metrics;
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use axum::routing::{get, post};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
 use crate::reconcile::{Message, Snapshot};
 use crate::store::Store;
 
@@ -25,6 +28,10 @@ pub struct AppState {
     pub store: Store,
     /// The reconciler's inbox, for commands ("back up now").
     pub inbox: mpsc::Sender<Message>,
+    /// What `/metrics` renders.
+    pub metrics: Metrics,
+    /// Sessions, login rate limits and CORS (SPEC §6); read from the config at start.
+    pub auth: auth::Auth,
 }
 
 impl AppState {
@@ -39,6 +46,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/api/health", get(api::health))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/check", get(auth::check))
         .route("/api/info", get(api::info))
         .route("/api/schedules", get(api::schedules))
         .route("/api/instances", get(api::instances))
@@ -51,6 +61,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logs/job", get(jobs::instance_logs))
         .route("/api/logs/job/{id}", get(jobs::job_logs))
         .route("/api/logs/system", get(jobs::system_logs))
+        .route("/metrics", get(metrics::metrics))
         .fallback(api::not_found)
+        // Last, so it covers every route above (and the fallback).
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::guard,
+        ))
         .with_state(state)
 }

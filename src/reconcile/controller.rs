@@ -18,6 +18,7 @@ use super::snapshot::Snapshot;
 use super::state::{Decision, NextRun, State};
 use crate::clock::Clock;
 use crate::config::{Config, Instance};
+use crate::metrics::{Metrics, Reconciled};
 use crate::store::JobId;
 
 /// At most this many messages are applied before the state is reconciled and published, so
@@ -66,6 +67,8 @@ pub struct Controller {
     /// Where started jobs go; `None` keeps due jobs waiting in the queue (no executor).
     executor: Option<mpsc::UnboundedSender<Order>>,
     clock: Clock,
+    /// Times each reconcile pass; the state-derived gauges come from the snapshots.
+    metrics: Metrics,
 }
 
 impl Controller {
@@ -77,6 +80,7 @@ impl Controller {
         inbox: mpsc::Receiver<Message>,
         executor: Option<mpsc::UnboundedSender<Order>>,
         clock: Clock,
+        metrics: Metrics,
     ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
         let (snapshots, receiver) = watch::channel(Arc::new(Snapshot::build(&state, clock.now())));
         let controller = Self {
@@ -85,6 +89,7 @@ impl Controller {
             snapshots,
             executor,
             clock,
+            metrics,
         };
         (controller, receiver)
     }
@@ -145,6 +150,7 @@ impl Controller {
 
     /// Reconciles, starts what may start, and publishes.
     fn step(&mut self) {
+        let started = self.clock.instant();
         let now = self.clock.now();
         self.state.refresh_graph();
         for decision in reconcile(&self.state, now) {
@@ -154,6 +160,9 @@ impl Controller {
         self.start_jobs();
         let snapshot = Arc::new(Snapshot::build(&self.state, now));
         self.snapshots.send_replace(snapshot);
+        self.metrics.emit(Reconciled {
+            duration: started.elapsed(),
+        });
     }
 
     fn start_jobs(&mut self) {

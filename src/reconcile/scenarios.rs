@@ -16,6 +16,7 @@ use super::state::History;
 use super::{Controller, Message, Order, Snapshot, State};
 use crate::clock::Clock;
 use crate::config::{self, Environment};
+use crate::metrics::Metrics;
 use crate::model::{InstanceId, Inventory, InventoryChange, VolumeInfo};
 
 struct NoEnv;
@@ -82,8 +83,13 @@ impl Scenario {
         let clock = Clock::virtual_at(utc(at));
         let (inbox, receiver) = mpsc::channel(64);
         let (executor, orders) = mpsc::unbounded_channel();
-        let (controller, snapshots) =
-            Controller::new(State::new(history), receiver, Some(executor), clock);
+        let (controller, snapshots) = Controller::new(
+            State::new(history),
+            receiver,
+            Some(executor),
+            clock,
+            Metrics::new().unwrap(),
+        );
         let shutdown = CancellationToken::new();
         tokio::spawn(controller.run(shutdown.clone()));
         Self {
