@@ -121,6 +121,9 @@ struct Inner {
     instance_last_success: IntGaugeVec,
     /// Each instance's next scheduled run (from snapshots).
     instance_next_run: IntGaugeVec,
+    /// Seconds between the next two runs: alert rules compare the age of the last success
+    /// with it ("no success within 1.5× the schedule interval").
+    instance_interval: IntGaugeVec,
     /// When each target was last backed up (from job events; pruned from snapshots).
     target_last_success: IntGaugeVec,
     /// Bytes repositories grew by, per `instance` (restic).
@@ -194,6 +197,10 @@ const INSTANCE_LAST_SUCCESS: Spec = Spec {
 const INSTANCE_NEXT_RUN: Spec = Spec {
     name: "marina_instance_next_run_timestamp_seconds",
     help: "Unix time of the instance's next scheduled run; absent while unknown or never.",
+};
+const INSTANCE_INTERVAL: Spec = Spec {
+    name: "marina_instance_schedule_interval_seconds",
+    help: "Seconds between the instance's next two scheduled runs; absent while unknown.",
 };
 const TARGET_LAST_SUCCESS: Spec = Spec {
     name: "marina_target_last_success_timestamp_seconds",
@@ -286,6 +293,7 @@ impl Metrics {
             jobs_queued: JOBS_QUEUED.gauge(r)?,
             instance_last_success: INSTANCE_LAST_SUCCESS.gauge_vec(r, &["instance"])?,
             instance_next_run: INSTANCE_NEXT_RUN.gauge_vec(r, &["instance"])?,
+            instance_interval: INSTANCE_INTERVAL.gauge_vec(r, &["instance"])?,
             target_last_success: TARGET_LAST_SUCCESS.gauge_vec(r, &["instance", "target"])?,
             backup_bytes_added: BACKUP_BYTES_ADDED.counter_vec(r, &["instance"])?,
             staged_bytes: STAGED_BYTES.counter_vec(r, &["instance"])?,
@@ -342,6 +350,12 @@ impl Metrics {
                     let _ = m.instance_next_run.remove_label_values(&[id]);
                 }
             }
+            match instance.schedule_interval_seconds {
+                Some(seconds) => m.instance_interval.with_label_values(&[id]).set(seconds),
+                None => {
+                    let _ = m.instance_interval.remove_label_values(&[id]);
+                }
+            }
             match instance.last_success_at {
                 Some(at) => m
                     .instance_last_success
@@ -366,6 +380,7 @@ impl Metrics {
         };
         retain(&m.targets, configured);
         retain(&m.instance_next_run, configured);
+        retain(&m.instance_interval, configured);
         retain(&m.instance_last_success, configured);
         retain(&m.jobs, configured);
         retain(&m.job_duration, configured);

@@ -197,6 +197,10 @@ fn every_spec_metric_is_registered_with_its_documented_labels() {
             &["instance"][..],
         ),
         (
+            "marina_instance_schedule_interval_seconds",
+            &["instance"][..],
+        ),
+        (
             "marina_target_last_success_timestamp_seconds",
             &["instance", "target"][..],
         ),
@@ -207,7 +211,7 @@ fn every_spec_metric_is_registered_with_its_documented_labels() {
     assert_eq!(
         sets.keys().map(String::as_str).collect::<Vec<_>>(),
         expected.keys().copied().collect::<Vec<_>>(),
-        "exactly the metrics of SPEC §7"
+        "exactly the metrics of SPEC §7, plus the schedule interval the alert rules need"
     );
     for (name, labels) in expected {
         let labels: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();

@@ -133,6 +133,9 @@ pub struct InstanceView {
     pub retention: Option<Retention>,
     /// When it runs next.
     pub next_run_at: Option<DateTime<Utc>>,
+    /// Seconds between the next run and the one after (for "no success within 1.5× the
+    /// interval" alerts).
+    pub schedule_interval_seconds: Option<i64>,
     /// When it first appeared in the config.
     pub created_at: DateTime<Utc>,
     /// When its config last changed.
@@ -255,6 +258,12 @@ fn instance_view(state: &State, instance: &Instance) -> Option<InstanceView> {
         NextRun::At(at) => Some(at),
         NextRun::Unknown | NextRun::Never => None,
     };
+    let schedule_interval_seconds = next_run_at.and_then(|at| {
+        let following = instance
+            .schedule
+            .next_after(&at.with_timezone(&instance.timezone))?;
+        Some((following.to_utc() - at).num_seconds())
+    });
     let (backend, image, retention) = match &instance.backend {
         Backend::Restic { retention, .. } => ("restic", None, Some(*retention)),
         Backend::CustomImage { image } => ("customImage", Some(image.clone()), None),
@@ -267,6 +276,7 @@ fn instance_view(state: &State, instance: &Instance) -> Option<InstanceView> {
         timezone: instance.timezone.name().to_owned(),
         retention,
         next_run_at,
+        schedule_interval_seconds,
         created_at: runtime.created_at,
         updated_at: runtime.updated_at,
         last_success_at: history.last_success,
