@@ -46,7 +46,7 @@ fn exported_metrics() -> Vec<String> {
         .collect()
 }
 
-/// The metric names used in a PromQL expression (identifiers starting with `marina_`).
+/// The metric names used in a `PromQL` expression (identifiers starting with `marina_`).
 fn used_metrics(expr: &str) -> Vec<String> {
     expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|word| word.starts_with("marina_"))
