@@ -175,7 +175,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
 
     if let Some(client) = connect_docker(&inbox, &shutdown).await {
         let runtime = Arc::new(DockerRuntime::new(client.clone()));
-        match recover(&*runtime, &store, &config.staging_dir).await {
+        let owner = owner_of(&config.db_path);
+        match recover(&*runtime, &store, &config.staging_dir, &owner).await {
             Ok(_) => {}
             Err(e) => error!(error = %e, "Recovery could not read the job store; check dbPath."),
         }
@@ -185,6 +186,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
             store.clone(),
             inbox.clone(),
             own_container,
+            owner,
             metrics.clone(),
         );
         tasks.spawn(executor.run(orders, shutdown.clone(), config.shutdown_grace));
@@ -209,6 +211,21 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
         Ok(result) => result.map_err(AppError::Serve),
         Err(e) => Err(AppError::Serve(std::io::Error::other(e))),
     }
+}
+
+/// The owner label value of this Marina's containers: a digest of its job store's absolute
+/// path, stable across restarts and different for two Marinas on one host. FNV-1a, so the
+/// value does not change with the Rust version.
+fn owner_of(db_path: &Path) -> String {
+    let path = std::fs::canonicalize(db_path).unwrap_or_else(|_| db_path.to_path_buf());
+    let digest = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{digest:016x}")
 }
 
 /// Deletes log rows older than `logRetention`, at start and then hourly.

@@ -225,6 +225,7 @@ fn helper(job: &str, volume: &str, staging: &Path, script: &str) -> HelperSpec {
     HelperSpec {
         image: BUSYBOX_IMAGE.to_owned(),
         job_id: job.to_owned(),
+        owner: "test".into(),
         mounts: vec![
             MountSpec::Volume {
                 volume: volume.to_owned(),
@@ -358,6 +359,7 @@ fn job_spec(image: &str, job: &str, host_dir: &Path, mode: &str) -> JobContainer
     JobContainerSpec {
         image: image.to_owned(),
         job_id: job.to_owned(),
+        owner: "test".into(),
         instance_id: "nightly".to_owned(),
         env: vec![
             ("MODE".to_owned(), Secret::new(mode.to_owned())),

@@ -30,8 +30,8 @@ use super::exec::{Frames, container_error, pump_lines};
 use super::output::OutputLine;
 use super::runtime::{
     ContainerDetails, ContainerMount, ContainerRef, DockerRuntime, HelperSpec, INSTANCE_LABEL,
-    JobContainerSpec, MountKind, MountSpec, PullPolicy, ROLE_BACKEND, ROLE_HELPER, ROLE_LABEL,
-    Result, RunOutcome, RuntimeError,
+    JobContainerSpec, MountKind, MountSpec, OWNER_LABEL, PullPolicy, ROLE_BACKEND, ROLE_HELPER,
+    ROLE_LABEL, Result, RunOutcome, RuntimeError,
 };
 use crate::model::labels::JOB_LABEL;
 use crate::model::{ContainerState, Secret};
@@ -157,6 +157,7 @@ impl DockerRuntime {
         self.ensure_image(&spec.image, spec.pull).await?;
         let labels = HashMap::from([
             (JOB_LABEL.to_owned(), spec.job_id.clone()),
+            (OWNER_LABEL.to_owned(), spec.owner.clone()),
             (ROLE_LABEL.to_owned(), ROLE_HELPER.to_owned()),
         ]);
         let mounts = spec.mounts.iter().map(convert_mount_spec).collect();
@@ -192,6 +193,7 @@ impl DockerRuntime {
         let has_entrypoint = self.image_has_entrypoint(&spec.image).await?;
         let labels = HashMap::from([
             (JOB_LABEL.to_owned(), spec.job_id.clone()),
+            (OWNER_LABEL.to_owned(), spec.owner.clone()),
             (ROLE_LABEL.to_owned(), ROLE_BACKEND.to_owned()),
             (INSTANCE_LABEL.to_owned(), spec.instance_id.clone()),
         ]);

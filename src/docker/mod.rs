@@ -26,7 +26,7 @@ pub use output::{
 };
 pub use runtime::{
     ContainerDetails, ContainerMount, ContainerRef, DockerRuntime, ExecSpec, ExecStdin, HelperSpec,
-    INSTANCE_LABEL, JobContainerSpec, MountKind, MountSpec, PullPolicy, ROLE_BACKEND, ROLE_HELPER,
-    ROLE_LABEL, RunOutcome, Runtime, RuntimeError,
+    INSTANCE_LABEL, JobContainerSpec, MountKind, MountSpec, OWNER_LABEL, PullPolicy, ROLE_BACKEND,
+    ROLE_HELPER, ROLE_LABEL, RunOutcome, Runtime, RuntimeError,
 };
 pub use watch::watch;

@@ -25,6 +25,10 @@ pub const ROLE_LABEL: &str = "dev.polarfox.marina.role";
 pub const ROLE_HELPER: &str = "helper";
 /// [`ROLE_LABEL`] value of a custom-image backend container.
 pub const ROLE_BACKEND: &str = "backend";
+/// Label on every container Marina starts naming the Marina that started it (a digest of its
+/// job store's path), so start-up recovery removes only its own leftovers when several
+/// Marinas share one engine.
+pub const OWNER_LABEL: &str = "dev.polarfox.marina.owner";
 /// Label on a backend container naming the instance it backs up.
 pub const INSTANCE_LABEL: &str = "dev.polarfox.marina.instance";
 
@@ -267,6 +271,8 @@ pub struct HelperSpec {
     pub image: String,
     /// The job it works for: the value of the job label.
     pub job_id: String,
+    /// The Marina that runs it: the value of [`OWNER_LABEL`].
+    pub owner: String,
     /// Volumes (read-only) and the staging directory (read-write).
     pub mounts: Vec<MountSpec>,
     /// The command, e.g. `["sh", "-c", "cp -a /source/. /staging/"]`.
@@ -284,6 +290,8 @@ pub struct JobContainerSpec {
     pub image: String,
     /// The job it runs for: the value of the job label.
     pub job_id: String,
+    /// The Marina that runs it: the value of [`OWNER_LABEL`].
+    pub owner: String,
     /// The instance it backs up: the value of [`INSTANCE_LABEL`].
     pub instance_id: String,
     /// The container's environment (instance `env` and Marina's variables).

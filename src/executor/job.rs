@@ -53,6 +53,8 @@ pub struct JobContext<R> {
     pub locks: VolumeLocks,
     /// Marina's own container id when it runs in a container (for host paths).
     pub own_container: Option<String>,
+    /// This Marina's owner label value (see [`crate::docker::OWNER_LABEL`]).
+    pub owner: String,
     /// The job's record.
     pub job: JobId,
     /// The instance as configured when the job started.
@@ -656,6 +658,7 @@ async fn run_backend<R: Runtime + 'static>(
     let spec = JobContainerSpec {
         image: image.to_owned(),
         job_id: ctx.job.to_string(),
+        owner: ctx.owner.clone(),
         instance_id: ctx.instance.id.to_string(),
         env,
         host_dir,
@@ -870,6 +873,7 @@ async fn copy_volume<R: Runtime + 'static>(
     let spec = HelperSpec {
         image: ctx.config.helper_image.clone(),
         job_id: ctx.job.to_string(),
+        owner: ctx.owner.clone(),
         mounts: vec![
             MountSpec::Volume {
                 volume: volume.to_owned(),

@@ -46,6 +46,8 @@ pub struct Executor<R> {
     locks: VolumeLocks,
     /// Marina's own container, when it runs in one (host paths of staging).
     own_container: Option<String>,
+    /// The owner label value of the containers this Marina starts.
+    owner: String,
     /// Where jobs and targets are counted.
     metrics: Metrics,
 }
@@ -57,6 +59,7 @@ impl<R: Runtime + 'static> Executor<R> {
         store: Store,
         inbox: mpsc::Sender<Message>,
         own_container: Option<String>,
+        owner: String,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -65,6 +68,7 @@ impl<R: Runtime + 'static> Executor<R> {
             inbox,
             locks: VolumeLocks::default(),
             own_container,
+            owner,
             metrics,
         }
     }
@@ -186,6 +190,7 @@ impl<R: Runtime + 'static> Executor<R> {
             store: self.store.clone(),
             locks: self.locks.clone(),
             own_container: self.own_container.clone(),
+            owner: self.owner.clone(),
             job,
             instance: order.instance.clone(),
             config: Arc::clone(&order.config),

@@ -10,8 +10,7 @@ use tracing::{info, warn};
 use super::staging::{self, RESTIC_COPY_DIR};
 use super::undo::{UndoAction, perform};
 use crate::clock;
-use crate::docker::Runtime;
-use crate::model::labels::JOB_LABEL;
+use crate::docker::{OWNER_LABEL, Runtime};
 use crate::store::{JournalKind, Store, StoreError};
 
 /// What recovery did, for the log and tests.
@@ -28,11 +27,13 @@ pub struct Recovered {
 }
 
 /// Runs recovery; see the [module docs](self). Failures to undo are logged and stay in the
-/// journal for the next start; only a job store that cannot answer is an error.
+/// journal for the next start; only a job store that cannot answer is an error. `owner` is
+/// this Marina's owner label value: only its own leftover containers are removed.
 pub async fn recover<R: Runtime>(
     runtime: &R,
     store: &Store,
     staging_dir: &Path,
+    owner: &str,
 ) -> Result<Recovered, StoreError> {
     let mut recovered = Recovered::default();
     for entry in store.pending_journal().await? {
@@ -62,10 +63,14 @@ pub async fn recover<R: Runtime>(
             store.journal_resolve(entry.id, clock::now()).await?;
         }
     }
-    match runtime.remove_containers_with_label(JOB_LABEL).await {
+    // Only this Marina's leftovers: another Marina on the same engine may be running a job.
+    match runtime
+        .remove_containers_with_label(&format!("{OWNER_LABEL}={owner}"))
+        .await
+    {
         Ok(removed) => recovered.removed_containers = removed.into_iter().map(|c| c.name).collect(),
         Err(e) => {
-            warn!(error = %e, "Could not look for leftover helper and backend containers; remove containers labelled dev.polarfox.marina.job by hand.");
+            warn!(error = %e, "Could not look for leftover helper and backend containers; remove containers labelled dev.polarfox.marina.owner by hand.");
         }
     }
     recovered.removed_dirs = remove_stale_staging(staging_dir).await;
