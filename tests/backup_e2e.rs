@@ -12,7 +12,8 @@ use std::process::Command;
 use serde_json::Value;
 use support::daemon::Daemon;
 use support::{
-    BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, require_engine_and_images, unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, filled_volume, require_engine_and_images,
+    unique_name,
 };
 
 const PASSWORD: &str = "e2e-restic-password";
@@ -83,36 +84,6 @@ fn digest(bytes: &[u8]) -> u64 {
 
 fn volume_dir(volume: &str) -> PathBuf {
     PathBuf::from(docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", volume]).trim())
-}
-
-/// Creates a labelled volume for `instance` filled by `script` (run in busybox with the
-/// volume at /data).
-fn filled_volume(instance: &str, script: &str) -> (String, VolumeGuard) {
-    let volume = unique_name("vol");
-    let guard = VolumeGuard(volume.clone());
-    docker(&[
-        "volume",
-        "create",
-        "--label",
-        "dev.polarfox.marina.enabled=true",
-        "--label",
-        &format!("dev.polarfox.marina.instanceID={instance}"),
-        &volume,
-    ]);
-    let filler = unique_name("fill");
-    let _filler = ContainerGuard(filler.clone());
-    docker(&[
-        "run",
-        "--name",
-        &filler,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        script,
-    ]);
-    (volume, guard)
 }
 
 const TRICKY_TREE: &str = "set -e; mkdir -p '/data/dir with spaces/nested/deeper'; echo hello > '/data/dir with spaces/nested/deeper/file name.txt'; \
@@ -341,13 +312,7 @@ async fn a_custom_image_gets_the_layout_its_variables_and_only_its_own_data() {
         );
     }
     // Nothing is left behind: no container, no staging of this run.
-    let leftovers = docker(&[
-        "ps",
-        "--all",
-        "--quiet",
-        "--filter",
-        &format!("label=dev.polarfox.marina.job={id}"),
-    ]);
+    let leftovers = leftovers(id, "probe", &volume);
     assert_eq!(leftovers.trim(), "");
     let staged: Vec<_> = std::fs::read_dir(marina.dir().join("staging/probe"))
         .map(|d| d.flatten().collect())
@@ -360,7 +325,7 @@ async fn a_failing_or_hanging_custom_image_fails_the_job_and_leaves_nothing() {
     require_engine_and_images();
     let image = format!("marina-test/probe-fail:{}", std::process::id());
     let _image = support::build_image(&image, PROBE_DOCKERFILE, &[("backup.sh", PROBE)]);
-    let (_volume, _guard) = filled_volume("failing,hanging", "echo data > /data/file");
+    let (volume, _guard) = filled_volume("failing,hanging", "echo data > /data/file");
     let config = format!(
         "instances:\n  - id: failing\n    customImage: {image}\n    schedule: '0 3 * * *'\n    env: {{MODE: exit3}}\n  - id: hanging\n    customImage: {image}\n    schedule: '0 3 * * *'\n    timeout: 6s\n    env: {{MODE: hang}}\n"
     );
@@ -403,14 +368,8 @@ async fn a_failing_or_hanging_custom_image_fails_the_job_and_leaves_nothing() {
 
     let job = marina.wait_job("hanging", hanging, 60).await;
     assert_eq!(job["status"], "timed_out", "{job}");
-    for id in [failing, hanging] {
-        let leftovers = docker(&[
-            "ps",
-            "--all",
-            "--quiet",
-            "--filter",
-            &format!("label=dev.polarfox.marina.job={id}"),
-        ]);
+    for (id, instance) in [(failing, "failing"), (hanging, "hanging")] {
+        let leftovers = leftovers(id, instance, &volume);
         assert_eq!(
             leftovers.trim(),
             "",
@@ -426,6 +385,32 @@ async fn a_failing_or_hanging_custom_image_fails_the_job_and_leaves_nothing() {
             "staging of {instance} left behind: {staged:?}"
         );
     }
+}
+
+/// Containers of job `id` of this test's daemon still there: its backend containers (labelled
+/// with `instance`) and its helper containers (mounting `volume`). Job ids restart at 1 in
+/// every test daemon, so the job label alone would also match other tests' containers.
+fn leftovers(id: i64, instance: &str, volume: &str) -> String {
+    let job = format!("label=dev.polarfox.marina.job={id}");
+    let backend = docker(&[
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        &job,
+        "--filter",
+        &format!("label=dev.polarfox.marina.instance={instance}"),
+    ]);
+    let helper = docker(&[
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        &job,
+        "--filter",
+        &format!("volume={volume}"),
+    ]);
+    format!("{}{}", backend.trim(), helper.trim())
 }
 
 /// `docker inspect`'s state of a container: `running`, `exited`, …
@@ -507,13 +492,7 @@ async fn stop_attached_stops_the_app_while_staging_and_a_crash_is_repaired_at_re
         .find(|j| j["id"] == id)
         .unwrap();
     assert_eq!(job["status"], "aborted", "{job}");
-    let leftovers = docker(&[
-        "ps",
-        "--all",
-        "--quiet",
-        "--filter",
-        &format!("label=dev.polarfox.marina.job={id}"),
-    ]);
+    let leftovers = leftovers(id, "app", &volume);
     assert_eq!(
         leftovers.trim(),
         "",

@@ -14,41 +14,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::daemon::Daemon;
-use support::{
-    BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, require_engine_and_images, unique_name,
-};
+use support::require_engine_and_images;
 
 const PASSWORD: &str = "e2e-metrics-password";
 const INSTANCE: &str = "metered";
-
-/// A volume labelled for [`INSTANCE`] holding a little data.
-fn labelled_volume() -> (String, VolumeGuard) {
-    let volume = unique_name("metrics-vol");
-    let guard = VolumeGuard(volume.clone());
-    docker(&[
-        "volume",
-        "create",
-        "--label",
-        "dev.polarfox.marina.enabled=true",
-        "--label",
-        &format!("dev.polarfox.marina.instanceID={INSTANCE}"),
-        &volume,
-    ]);
-    let filler = unique_name("metrics-fill");
-    let _filler = ContainerGuard(filler.clone());
-    docker(&[
-        "run",
-        "--name",
-        &filler,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "echo hello > /data/greeting; head -c 200000 /dev/urandom > /data/random.bin",
-    ]);
-    (volume, guard)
-}
 
 /// GETs `/metrics`, checking the content type of the classic text format.
 async fn scrape(marina: &Daemon) -> String {
@@ -240,7 +209,10 @@ async fn a_backup_shows_in_metrics_that_promtool_accepts_and_prometheus_scrapes(
     require_engine_and_images();
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let (volume, _volume) = labelled_volume();
+    let (volume, _volume) = support::filled_volume(
+        INSTANCE,
+        "echo hello > /data/greeting; head -c 200000 /dev/urandom > /data/random.bin",
+    );
     let marina = Daemon::start(&format!(
         "instances:\n  - id: {INSTANCE}\n    repository: {}\n    schedule: '0 3 * * *'\n    env: {{RESTIC_PASSWORD: {PASSWORD}}}\n",
         repo.display()

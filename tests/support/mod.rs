@@ -205,3 +205,33 @@ pub async fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> boo
     }
     panic!("{what} did not happen within {seconds}s");
 }
+
+/// Creates a labelled volume for `instance` filled by `script` (run in busybox with the
+/// volume at /data).
+pub fn filled_volume(instance: &str, script: &str) -> (String, VolumeGuard) {
+    let volume = unique_name("vol");
+    let guard = VolumeGuard(volume.clone());
+    docker(&[
+        "volume",
+        "create",
+        "--label",
+        "dev.polarfox.marina.enabled=true",
+        "--label",
+        &format!("dev.polarfox.marina.instanceID={instance}"),
+        &volume,
+    ]);
+    let filler = unique_name("fill");
+    let _filler = ContainerGuard(filler.clone());
+    docker(&[
+        "run",
+        "--name",
+        &filler,
+        "-v",
+        &format!("{volume}:/data"),
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    (volume, guard)
+}
