@@ -141,6 +141,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
         inbox: inbox.clone(),
         metrics: metrics.clone(),
         auth: http::auth::Auth::new(&config.api, Clock::System),
+        federation: http::peers::Federation::new(config.api.auth_password.clone(), Clock::System),
     })
     .into_make_service_with_connect_info::<SocketAddr>();
     info!(address = %bound, "HTTP API listening.");
@@ -402,6 +403,40 @@ pub async fn backup(
         .and_then(|v| v["error"].as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("Marina answered {status}"));
     Err(AppError::Refused(message))
+}
+
+/// Asks the daemon whether it is alive (`GET /healthz`), for container health checks. The
+/// daemon is found at `url`, else from the config; when the config cannot be read (a broken
+/// edit the daemon itself is ignoring), at the default port, so a typo in `config.yml` never
+/// makes a healthy Marina look dead.
+pub async fn healthcheck(config_path: &Path, url: Option<String>) -> Result<(), AppError> {
+    let base = match url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => load_config(config_path).map_or_else(
+            |_| format!("http://127.0.0.1:{}", config::DEFAULT_API_PORT),
+            |(loaded, _)| local_url(&loaded.config.api),
+        ),
+    };
+    let unreachable = |source| AppError::Unreachable {
+        url: base.clone(),
+        source,
+    };
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(unreachable)?
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map_err(unreachable)?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(AppError::Refused(format!(
+            "Marina at {base} answered {} to /healthz",
+            response.status()
+        )))
+    }
 }
 
 /// The daemon's URL from this machine: `apiBind:apiPort`, loopback when it binds every

@@ -35,6 +35,10 @@ enum Command {
     ///
     /// Exits 0 when the config is valid (printing a one-line summary), 2 when it is not.
     Validate(ConfigArgs),
+    /// Check that the running daemon answers `/healthz` (for container health checks).
+    ///
+    /// Exits 0 when it answers, 1 when it does not.
+    Healthcheck(HealthcheckArgs),
     /// Print Marina's version.
     Version,
 }
@@ -46,6 +50,15 @@ struct BackupArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// The daemon's base URL (default: from the config's apiBind and apiPort).
+    #[arg(long)]
+    url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The daemon's base URL (default: from the config's apiBind and apiPort, else port 8080).
     #[arg(long)]
     url: Option<String>,
 }
@@ -94,6 +107,10 @@ fn main() -> ExitCode {
                 },
             )
         }
+        Command::Healthcheck(args) => block_on(
+            async move { marina::app::healthcheck(&args.config.config, args.url).await },
+            |()| ExitCode::SUCCESS,
+        ),
         Command::Validate(args) => validate(&args),
         Command::Version => {
             println!("marina {}", env!("CARGO_PKG_VERSION"));

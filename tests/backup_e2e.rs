@@ -27,24 +27,11 @@ fn restic_instance(id: &str, repo: &Path, extra: &str) -> String {
 }
 
 fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("restic")
-        .args(["--repo"])
-        .arg(repo)
-        .args(["--no-cache"])
-        .args(args)
-        .env("RESTIC_PASSWORD", PASSWORD)
-        .output()
-        .unwrap()
+    support::restore::restic(repo, PASSWORD, args)
 }
 
 fn snapshots(repo: &Path) -> Vec<Value> {
-    let output = restic(repo, &["snapshots", "--json"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::restore::snapshots(repo, PASSWORD)
 }
 
 /// Every file, directory and symlink under `root`: relative path → content digest.
@@ -119,14 +106,8 @@ async fn a_volume_is_backed_up_restored_byte_identical_and_then_incrementally() 
 
     let first_snapshot = snapshots(&repo)[0]["id"].as_str().unwrap().to_owned();
     let restored = tempfile::tempdir().unwrap();
-    let output = Command::new("restic")
-        .args(["--repo"])
-        .arg(&repo)
-        .args(["--no-cache", "restore", "latest", "--target"])
-        .arg(restored.path())
-        .env("RESTIC_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
+    let target = restored.path().to_str().unwrap();
+    let output = restic(&repo, &["restore", "latest", "--target", target]);
     assert!(
         output.status.success(),
         "{}",

@@ -182,3 +182,87 @@ fn the_quickstart_config_is_valid() {
         stdout(&output)
     );
 }
+
+#[test]
+fn the_deployment_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = root.join("deploy/compose/config/config.yml");
+    let output = marina()
+        .args(["validate", "--config"])
+        .arg(&compose)
+        .env("RESTIC_PASSWORD", "x")
+        .env("NODE_NAME", "node-1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    // The Swarm config reads its password from a secret file; point it at a real one.
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("auth-password");
+    std::fs::write(&secret, "secret").unwrap();
+    let text = std::fs::read_to_string(root.join("deploy/swarm/config.yml")).unwrap();
+    assert!(text.contains("/run/secrets/marina_auth_password"));
+    let swarm = dir.path().join("config.yml");
+    std::fs::write(
+        &swarm,
+        text.replace(
+            "/run/secrets/marina_auth_password",
+            &secret.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let output = marina()
+        .args(["validate", "--config"])
+        .arg(&swarm)
+        .env("NODE_NAME", "node-1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("authentication on"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn healthcheck_exits_0_when_the_daemon_answers_and_1_when_not() {
+    use std::io::{Read, Write};
+    // A stand-in daemon that answers one request to /healthz.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0_u8; 1024];
+        let read = stream.read(&mut request).unwrap();
+        let first_line = String::from_utf8_lossy(&request[..read])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n")
+            .unwrap();
+        first_line
+    });
+    let output = marina()
+        .args(["healthcheck", "--url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(server.join().unwrap(), "GET /healthz HTTP/1.1");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let output = marina()
+        .args(["healthcheck", "--url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot reach Marina"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,4 +1,4 @@
-//! `docs/openapi.json` is the API contract: every route the router serves is documented, and
+//! `docs/openapi.yaml` is the API contract: every route the router serves is documented, and
 //! every answer of a real `marina run` (after a real backup) conforms to the documented schema
 //! for its status code, checked by a small schema checker for the subset the document uses.
 
@@ -15,9 +15,9 @@ use support::{
 };
 
 fn document() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
-    let text = std::fs::read_to_string(path).expect("docs/openapi.json");
-    serde_json::from_str(&text).expect("docs/openapi.json is JSON")
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml");
+    let text = std::fs::read_to_string(path).expect("docs/openapi.yaml");
+    yaml_serde::from_str(&text).expect("docs/openapi.yaml is YAML")
 }
 
 /// Resolves a local `$ref` (`#/components/schemas/X`).
@@ -153,7 +153,7 @@ fn every_route_is_documented_and_nothing_else() {
             }
         }
     }
-    assert_eq!(documented, served, "docs/openapi.json and router() differ");
+    assert_eq!(documented, served, "docs/openapi.yaml and router() differ");
 }
 
 #[test]
@@ -208,6 +208,8 @@ struct Api<'a> {
     client: reqwest::Client,
     /// (method, documented path, status) seen, to prove coverage.
     seen: BTreeSet<(String, String, u16)>,
+    /// Sent as `Authorization: Bearer` when set.
+    token: Option<String>,
 }
 
 impl Api<'_> {
@@ -227,6 +229,9 @@ impl Api<'_> {
             "post" => self.client.post(&full),
             other => panic!("unexpected method {other}"),
         };
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -270,7 +275,7 @@ impl Api<'_> {
         check(self.doc, &spec["schema"], &value, "$", &mut errors);
         assert!(
             errors.is_empty(),
-            "{method} {url} ({status}) does not conform to docs/openapi.json:\n{}\nanswer: {value:#}",
+            "{method} {url} ({status}) does not conform to docs/openapi.yaml:\n{}\nanswer: {value:#}",
             errors.join("\n")
         );
         (status, value)
@@ -279,6 +284,40 @@ impl Api<'_> {
     async fn get(&mut self, url: &str, template: &str) -> (u16, Value) {
         self.call("get", url, template, None).await
     }
+
+    /// `POST /api/auth/login` with `body`.
+    async fn login(&mut self, body: &str) -> (u16, Value) {
+        self.call("post", "/api/auth/login", "/api/auth/login", Some(body))
+            .await
+    }
+}
+
+/// A job's log: whole, paged with `afterId`, and the refused proxy to a stranger.
+async fn job_log_answers(api: &mut Api<'_>, job: i64) {
+    let (status, logs) = api
+        .get(&format!("/api/logs/job/{job}"), "/api/logs/job/{jobId}")
+        .await;
+    assert_eq!(status, 200);
+    assert!(!logs.as_array().unwrap().is_empty(), "the job logged");
+    let first = logs[0]["id"].as_i64().unwrap();
+    let (status, rest) = api
+        .get(
+            &format!("/api/logs/job/{job}?afterId={first}&limit=2"),
+            "/api/logs/job/{jobId}",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        rest[0], logs[1],
+        "the page after the first line starts at the second"
+    );
+    let (status, refused) = api
+        .get(
+            &format!("/api/logs/job/{job}?peer=http://192.0.2.1:8080"),
+            "/api/logs/job/{jobId}",
+        )
+        .await;
+    assert_eq!(status, 400, "no open proxy: {refused}");
 }
 
 /// The documented 4xx answers, and login/logout without a configured password.
@@ -312,23 +351,9 @@ async fn error_and_auth_answers(api: &mut Api<'_>) {
     assert_eq!(status, 404);
 
     // Auth without a password: login always succeeds, logout too.
-    let (status, _) = api
-        .call(
-            "post",
-            "/api/auth/login",
-            "/api/auth/login",
-            Some(r#"{"password": "anything"}"#),
-        )
-        .await;
+    let (status, _) = api.login(r#"{"password": "anything"}"#).await;
     assert_eq!(status, 200);
-    let (status, _) = api
-        .call(
-            "post",
-            "/api/auth/login",
-            "/api/auth/login",
-            Some("not json"),
-        )
-        .await;
+    let (status, _) = api.login("not json").await;
     assert_eq!(status, 400);
     let (status, _) = api
         .call("post", "/api/auth/logout", "/api/auth/logout", None)
@@ -349,6 +374,70 @@ async fn error_and_auth_answers(api: &mut Api<'_>) {
         &mut errors,
     );
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[tokio::test]
+async fn answers_under_authentication_conform_to_the_document() {
+    require_engine_and_images();
+    let doc = document();
+    let marina = Daemon::start("instances: []\nauthPassword: openapi-secret\nmetricsAuth: true\n");
+    marina.wait_ready().await;
+    let mut api = Api {
+        doc: &doc,
+        marina: &marina,
+        client: reqwest::Client::new(),
+        seen: BTreeSet::new(),
+        token: None,
+    };
+    let (status, check) = api.get("/api/auth/check", "/api/auth/check").await;
+    assert_eq!(status, 200);
+    assert_eq!(check, json!({"authRequired": true, "authenticated": false}));
+    for (url, template) in [
+        ("/api/schedules", "/api/schedules"),
+        ("/api/peers", "/api/peers"),
+        ("/api/logs/system", "/api/logs/system"),
+        ("/metrics", "/metrics"),
+    ] {
+        let (status, _) = api.get(url, template).await;
+        assert_eq!(status, 401, "GET {url} without a token");
+    }
+    let (status, _) = api.get("/api/health", "/api/health").await;
+    assert_eq!(status, 200, "health stays open");
+
+    let (status, login) = api.login(r#"{"password": "openapi-secret"}"#).await;
+    assert_eq!(status, 200);
+    api.token = Some(login["token"].as_str().unwrap().to_owned());
+    let (status, check) = api.get("/api/auth/check", "/api/auth/check").await;
+    assert_eq!(status, 200);
+    assert_eq!(check["authenticated"], true);
+    let (status, _) = api.get("/api/schedules", "/api/schedules").await;
+    assert_eq!(status, 200);
+    let (status, _) = api.get("/metrics", "/metrics").await;
+    assert_eq!(status, 200);
+    api.token = None;
+
+    // Wrong passwords: 401 each, then 429 once the budget is spent.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let (status, _) = api.login(r#"{"password": "wrong"}"#).await;
+        statuses.push(status);
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(statuses[0], 401, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let logs = marina.logs.try_iter().collect::<Vec<_>>().join("\n");
+    assert!(
+        !logs.contains("openapi-secret") && !logs.contains(api_token_prefix(&login)),
+        "neither the password nor a token appears in the log"
+    );
+}
+
+/// The first half of the session token: enough to find it in a log, never the whole.
+fn api_token_prefix(login: &Value) -> &str {
+    let token = login["token"].as_str().unwrap();
+    &token[..token.len() / 2]
 }
 
 /// What the daemon test keeps alive: the repository directory and two labelled volumes.
@@ -419,6 +508,7 @@ async fn every_answer_of_a_real_daemon_conforms_to_the_document() {
         marina: &marina,
         client: reqwest::Client::new(),
         seen: BTreeSet::new(),
+        token: None,
     };
 
     // Before any job: schedules without a latest job.
@@ -464,6 +554,7 @@ async fn every_answer_of_a_real_daemon_conforms_to_the_document() {
         ("/api/auth/check", "/api/auth/check"),
         ("/api/info", "/api/info"),
         ("/api/schedules", "/api/schedules"),
+        ("/api/peers", "/api/peers"),
         ("/api/instances", "/api/instances"),
         ("/api/instances/files", "/api/instances/{id}"),
         ("/api/targets", "/api/targets"),
@@ -478,16 +569,13 @@ async fn every_answer_of_a_real_daemon_conforms_to_the_document() {
         ("/api/logs/job?instanceId=files", "/api/logs/job"),
         ("/api/logs/system", "/api/logs/system"),
         ("/api/logs/system?level=INFO&limit=5", "/api/logs/system"),
+        ("/api/logs/system?level=", "/api/logs/system"),
         ("/metrics", "/metrics"),
     ] {
         let (status, _) = api.get(url, template).await;
         assert_eq!(status, 200, "GET {url}");
     }
-    let (status, logs) = api
-        .get(&format!("/api/logs/job/{job}"), "/api/logs/job/{jobId}")
-        .await;
-    assert_eq!(status, 200);
-    assert!(!logs.as_array().unwrap().is_empty(), "the job logged");
+    job_log_answers(&mut api, job).await;
 
     let (_, schedules) = api.get("/api/schedules", "/api/schedules").await;
     assert_eq!(schedules[0]["latestJobStatus"], "success");

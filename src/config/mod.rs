@@ -31,6 +31,9 @@ pub use yaml::Position;
 /// Where the config is read from when neither `--config` nor `CONFIG_FILE` says (SPEC §1).
 pub const DEFAULT_PATH: &str = "/config.yml";
 
+/// The HTTP port when the config names none.
+pub const DEFAULT_API_PORT: u16 = 8080;
+
 /// The whole validated configuration: global settings with every default applied, and the
 /// instances with their own settings already resolved against the globals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +62,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Base URLs of other Marina nodes whose answers are merged into ours (federation).
     pub peers: Vec<String>,
+    /// How long a merged answer waits for each peer before reporting it unreachable.
+    pub peer_timeout: Duration,
 }
 
 /// Settings of the one HTTP port.

@@ -42,6 +42,7 @@ const GLOBAL_FIELDS: &[&str] = &[
     "authPasswordFile",
     "metricsAuth",
     "peers",
+    "peerTimeout",
 ];
 
 const INSTANCE_FIELDS: &[&str] = &[
@@ -83,8 +84,11 @@ mod default {
     pub const RESTIC_BINARY: &str = "restic";
     pub const RESTIC_TIMEOUT: Duration = Duration::from_hours(1);
     pub const SHUTDOWN_GRACE: Duration = Duration::from_mins(5);
+    /// Long enough for a loaded peer across a LAN, short enough that a dead one does not
+    /// stall the dashboard.
+    pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
     pub const LOG_RETENTION: Duration = Duration::from_hours(30 * 24);
-    pub const API_PORT: u16 = 8080;
+    pub const API_PORT: u16 = crate::config::DEFAULT_API_PORT;
     pub const API_BIND: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 }
 
@@ -220,6 +224,9 @@ fn globals(d: &mut Decoder<'_>, f: &Fields<'_>, env: &dyn Environment) -> Option
             })
         })
         .unwrap_or_default();
+    let peer_timeout = f
+        .read(d, "peerTimeout", Decoder::duration)
+        .unwrap_or(default::PEER_TIMEOUT);
     let node_name = match f.read(d, "nodeName", Decoder::nonempty) {
         Some(name) => Some(name),
         None if f.get("nodeName").is_some() => None,
@@ -249,6 +256,7 @@ fn globals(d: &mut Decoder<'_>, f: &Fields<'_>, env: &dyn Environment) -> Option
         log_retention,
         api: api?,
         peers,
+        peer_timeout,
     })
 }
 
@@ -684,6 +692,10 @@ fn peer_url(d: &mut Decoder<'_>, node: &Node, path: &FieldPath) -> Option<String
         let text = text.trim().trim_end_matches('/');
         let uri: http::Uri = text.parse().map_err(|_| format!("`{text}` is not a URL"))?;
         match (uri.scheme_str(), uri.authority(), uri.query()) {
+            // Credentials in the URL would show in every answer that reports the peer.
+            (_, Some(authority), _) if authority.as_str().contains('@') => Err(
+                "a peer URL must not carry credentials; peers log in with `authPassword`".into(),
+            ),
             (Some("http" | "https"), Some(_), None) => Ok(text.to_owned()),
             _ => Err(format!(
                 "`{text}` must be an http:// or https:// base URL such as http://node2:8080"

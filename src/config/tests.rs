@@ -271,7 +271,7 @@ resyncInterval: 0s
 apiPort: 70000
 apiBind: localhost
 corsOrigins: ['*', 'https://ok.example.com', 'https://x.example.com/path']
-peers: ['http://node2:8080/', 'ftp://node3', 'http://node2:8080']
+peers: ['http://node2:8080/', 'ftp://node3', 'http://node2:8080', 'http://admin:hunter2@node4']
 metricsAuth: maybe
 timezone: Mars/Olympus
 shutdownGrace: forever
@@ -287,6 +287,7 @@ shutdownGrace: forever
     config.yml:9:46: corsOrigins[2]: `https://x.example.com/path` must be `*` or an origin such as https://dashboard.example.com
     config.yml:10:31: peers[1]: `ftp://node3` must be an http:// or https:// base URL such as http://node2:8080
     config.yml:10:46: peers[2]: `http://node2:8080` is listed twice (first on line 10)
+    config.yml:10:67: peers[3]: a peer URL must not carry credentials; peers log in with `authPassword`
     config.yml:11:14: metricsAuth: `maybe` is not a boolean; use true or false
     config.yml:12:11: timezone: `Mars/Olympus` is not an IANA time zone name such as UTC or Europe/Berlin
     config.yml:13:16: shutdownGrace: `forever` is not a duration; write e.g. 30s, 10m, 1h30m or 7d

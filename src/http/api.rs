@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,8 +15,10 @@ use serde_json::json;
 use tracing::warn;
 
 use super::AppState;
+use super::peers::PeerStatus;
 use crate::clock;
 use crate::model::{InstanceId, TargetId};
+use crate::reconcile::Snapshot;
 use crate::reconcile::graph::{InvalidLabels, TargetSource, UnassignedTarget};
 use crate::reconcile::snapshot::{ConfigView, InstanceView};
 use crate::reconcile::status::Condition;
@@ -131,9 +133,36 @@ struct RetentionEntry {
     keep_monthly: u32,
 }
 
-/// `GET /api/schedules`: one entry per instance of this node, with its latest job.
-pub async fn schedules(State(state): State<AppState>) -> Json<Vec<ScheduleEntry>> {
+/// `GET /api/schedules`: one entry per instance of this node, with its latest job, followed by
+/// the peers' entries (federation).
+pub async fn schedules(
+    State(state): State<AppState>,
+    request: HeaderMap,
+) -> (HeaderMap, Json<Vec<serde_json::Value>>) {
     let snapshot = state.snapshot();
+    let local = local_schedules(&state, &snapshot).await;
+    let (headers, mut entries) = state
+        .federation
+        .merge(&snapshot, &request, local, "/api/schedules")
+        .await;
+    // A node listed twice (or a peer that is this node) must not show its instances twice.
+    let mut seen = std::collections::HashSet::new();
+    entries.retain(|e| seen.insert((e["nodeName"].clone(), e["instanceId"].clone())));
+    (headers, Json(entries))
+}
+
+/// `GET /api/peers`: each configured peer, asked for `/api/info` now.
+pub async fn peers(State(state): State<AppState>) -> Json<Vec<PeerStatus>> {
+    let snapshot = state.snapshot();
+    Json(
+        state
+            .federation
+            .probe(&snapshot.peers, snapshot.peer_timeout)
+            .await,
+    )
+}
+
+async fn local_schedules(state: &AppState, snapshot: &Snapshot) -> Vec<ScheduleEntry> {
     let mut entries = Vec::with_capacity(snapshot.instances.len());
     for instance in &snapshot.instances {
         // Custom images own their retention: Marina applies none, shown as zeros.
@@ -169,7 +198,7 @@ pub async fn schedules(State(state): State<AppState>) -> Json<Vec<ScheduleEntry>
             latest_job_completed_at: latest.and_then(|job| job.completed_at),
         });
     }
-    Json(entries)
+    entries
 }
 
 /// `GET /api/instances`: every instance with targets and conditions.

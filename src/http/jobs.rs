@@ -2,19 +2,23 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::warn;
 
-use super::AppState;
 use super::api::{ApiError, ApiPath, ApiQuery};
+use super::{AppState, peers};
 use crate::clock;
 use crate::model::InstanceId;
 use crate::reconcile::queue::Trigger;
 use crate::reconcile::{Command, Message};
-use crate::store::{JobFilter, JobId, JobRecord, JobStatus, LogLevel, LogRecord, StoreError};
+use crate::store::{
+    JobFilter, JobId, JobRecord, JobStatus, LogId, LogLevel, LogRecord, StoreError,
+};
 
 /// Rows answered when the request names no limit.
 const DEFAULT_LIMIT: u32 = 100;
@@ -101,6 +105,10 @@ pub struct ListQuery {
     instance_id: Option<String>,
     status: Option<String>,
     level: Option<String>,
+    /// Only log lines after this one (how the dashboard follows a running job).
+    after_id: Option<i64>,
+    /// A configured peer whose job log to pass through.
+    peer: Option<String>,
 }
 
 impl ListQuery {
@@ -132,19 +140,39 @@ fn instance_id(id: &str) -> Result<InstanceId, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("instance id {e}")))
 }
 
-/// `GET /api/status/{instanceId}`: the instance's jobs, newest first.
+/// `GET /api/status/{instanceId}`: the instance's jobs on this node and on its peers (an
+/// instance id may run on several nodes), newest first.
 pub async fn status(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<JobEntry>>, ApiError> {
+    request: HeaderMap,
+) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
     let instance = instance_id(&id)?;
+    let limit = query.limit();
     let jobs = state
         .store
-        .instance_jobs(&instance, query.limit())
+        .instance_jobs(&instance, limit)
         .await
         .map_err(|e| store_error(&e))?;
-    Ok(Json(jobs.into_iter().map(JobEntry::from).collect()))
+    let local: Vec<JobEntry> = jobs.into_iter().map(JobEntry::from).collect();
+    let path = format!("/api/status/{instance}?limit={limit}");
+    let (headers, mut entries) = state
+        .federation
+        .merge(&state.snapshot(), &request, local, &path)
+        .await;
+    // Stable: this node's jobs stay ahead of a peer's created at the same instant.
+    entries.sort_by_key(|e| std::cmp::Reverse(timestamp(&e["createdAt"])));
+    entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((headers, Json(entries)))
+}
+
+/// A JSON timestamp as the API writes it; unreadable ones sort first (oldest).
+fn timestamp(value: &Value) -> Option<DateTime<Utc>> {
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// `GET /api/jobs?instanceId=&status=&limit=`: jobs, newest first.
@@ -155,6 +183,7 @@ pub async fn jobs(
     let status = query
         .status
         .as_deref()
+        .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<JobStatus>().map_err(|_| {
                 ApiError::new(
@@ -177,12 +206,18 @@ pub async fn jobs(
     Ok(Json(jobs.into_iter().map(JobEntry::from).collect()))
 }
 
-/// `GET /api/logs/job/{jobId}?limit=`: a job's log, oldest first.
+/// `GET /api/logs/job/{jobId}?limit=&afterId=`: a job's log, oldest first. Without `afterId`
+/// the newest `limit` lines (all without `limit`); with it, the first `limit` lines after that
+/// line id.
 pub async fn job_logs(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<LogEntry>>, ApiError> {
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(peer) = &query.peer {
+        return peer_job_logs(&state, &request, peer, id, &query).await;
+    }
     let job = JobId(id);
     if state
         .store
@@ -196,12 +231,63 @@ pub async fn job_logs(
             format!("no job {id} on this node"),
         ));
     }
-    let logs = state
-        .store
-        .job_logs(job, query.limit.map(|l| l.clamp(1, MAX_LIMIT)))
+    let logs = if let Some(after) = query.after_id {
+        let limit = query.limit();
+        state.store.job_logs_after(job, LogId(after), limit).await
+    } else {
+        let limit = query.limit.map(|l| l.clamp(1, MAX_LIMIT));
+        state.store.job_logs(job, limit).await
+    }
+    .map_err(|e| store_error(&e))?;
+    Ok(Json(logs.into_iter().map(LogEntry::from).collect::<Vec<_>>()).into_response())
+}
+
+/// `GET /api/logs/job/{jobId}?peer=URL`: the log of a job on a peer, passed through. Only a
+/// configured peer is asked, so this is no open proxy.
+async fn peer_job_logs(
+    state: &AppState,
+    request: &HeaderMap,
+    peer: &str,
+    id: i64,
+    query: &ListQuery,
+) -> Result<Response, ApiError> {
+    if peers::is_mesh_request(request) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a request from a peer is answered from this node only; it is not forwarded",
+        ));
+    }
+    let snapshot = state.snapshot();
+    let Some(url) = peers::configured(&snapshot.peers, peer) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{peer}` is not one of this node's configured peers; only those are asked"),
+        ));
+    };
+    let mut params = Vec::new();
+    if let Some(limit) = query.limit {
+        params.push(format!("limit={limit}"));
+    }
+    if let Some(after) = query.after_id {
+        params.push(format!("afterId={after}"));
+    }
+    let path = format!("/api/logs/job/{id}?{}", params.join("&"));
+    match state
+        .federation
+        .get(url, snapshot.peer_timeout, &path)
         .await
-        .map_err(|e| store_error(&e))?;
-    Ok(Json(logs.into_iter().map(LogEntry::from).collect()))
+    {
+        Ok(answer) => Ok((
+            answer.status,
+            [(CONTENT_TYPE, "application/json")],
+            answer.body,
+        )
+            .into_response()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("peer {url} {e}"),
+        )),
+    }
 }
 
 /// `GET /api/logs/job?instanceId=X&limit=`: the logs of an instance's jobs.
@@ -227,10 +313,12 @@ pub async fn instance_logs(
 pub async fn system_logs(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<LogEntry>>, ApiError> {
+    request: HeaderMap,
+) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
     let level = query
         .level
         .as_deref()
+        .filter(|l| !l.is_empty())
         .map(|l| {
             l.parse::<LogLevel>().map_err(|_| {
                 ApiError::new(
@@ -240,12 +328,29 @@ pub async fn system_logs(
             })
         })
         .transpose()?;
+    let limit = query.limit();
     let logs = state
         .store
-        .system_logs(query.limit(), level)
+        .system_logs(limit, level)
         .await
         .map_err(|e| store_error(&e))?;
-    Ok(Json(logs.into_iter().map(LogEntry::from).collect()))
+    let local: Vec<LogEntry> = logs.into_iter().map(LogEntry::from).collect();
+    let mut path = format!("/api/logs/system?limit={limit}");
+    if let Some(level) = level {
+        path.push_str("&level=");
+        path.push_str(level.as_str());
+    }
+    let (headers, mut entries) = state
+        .federation
+        .merge(&state.snapshot(), &request, local, &path)
+        .await;
+    // Oldest first across nodes, keeping the newest `limit` lines.
+    entries.sort_by_key(|e| timestamp(&e["timestamp"]));
+    let excess = entries
+        .len()
+        .saturating_sub(usize::try_from(limit).unwrap_or(usize::MAX));
+    entries.drain(..excess);
+    Ok((headers, Json(entries)))
 }
 
 /// `POST /api/instances/{id}/backup`: `202 {jobId}`; `404` for an unknown instance, `409`

@@ -3,8 +3,10 @@
 
 mod api;
 pub mod auth;
+mod dashboard;
 mod jobs;
 mod metrics;
+pub mod peers;
 
 use std::sync::Arc;
 
@@ -32,6 +34,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Sessions, login rate limits and CORS (SPEC §6); read from the config at start.
     pub auth: auth::Auth,
+    /// Peers' circuits and sessions, for merged answers.
+    pub federation: peers::Federation,
 }
 
 impl AppState {
@@ -51,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/check", get(auth::check))
         .route("/api/info", get(api::info))
         .route("/api/schedules", get(api::schedules))
+        .route("/api/peers", get(api::peers))
         .route("/api/instances", get(api::instances))
         .route("/api/instances/{id}", get(api::instance))
         .route("/api/targets", get(api::targets))
@@ -62,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logs/job/{id}", get(jobs::job_logs))
         .route("/api/logs/system", get(jobs::system_logs))
         .route("/metrics", get(metrics::metrics))
+        .merge(dashboard::router())
         .fallback(api::not_found)
         // Last, so it covers every route above (and the fallback).
         .layer(axum::middleware::from_fn_with_state(

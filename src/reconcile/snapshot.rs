@@ -34,6 +34,11 @@ pub struct Snapshot {
     pub invalid_labels: Vec<InvalidLabels>,
     /// Volumes with no backup policy at all.
     pub unprotected_volumes: Vec<String>,
+    /// Base URLs of the peers whose answers are merged into ours (federation).
+    pub peers: Vec<String>,
+    /// How long a merged answer waits for each peer.
+    #[serde(skip)]
+    pub peer_timeout: std::time::Duration,
     /// Jobs waiting in the queue.
     pub jobs_waiting: usize,
     /// Jobs running.
@@ -217,6 +222,15 @@ impl Snapshot {
             unassigned_targets: state.graph.unassigned.clone(),
             invalid_labels: state.graph.invalid.clone(),
             unprotected_volumes: state.graph.unprotected_volumes.clone(),
+            peers: state
+                .config
+                .as_ref()
+                .map(|c| c.peers.clone())
+                .unwrap_or_default(),
+            peer_timeout: state
+                .config
+                .as_ref()
+                .map_or(std::time::Duration::ZERO, |c| c.peer_timeout),
             jobs_waiting: state.queue.waiting_count(),
             jobs_running: state.queue.running_count(),
         }

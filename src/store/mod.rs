@@ -345,6 +345,19 @@ impl Store {
         .await
     }
 
+    /// At most `limit` lines of job `job_id` that came after line `after`, oldest first.
+    pub async fn job_logs_after(
+        &self,
+        job_id: JobId,
+        after: LogId,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>> {
+        self.read(format!("read the log of job {job_id}"), move |conn| {
+            sql::job_logs_after(conn, job_id, after, limit)
+        })
+        .await
+    }
+
     /// The newest `limit` log lines of `instance`'s jobs, returned oldest first.
     pub async fn instance_logs(&self, instance: &InstanceId, limit: u32) -> Result<Vec<LogRecord>> {
         let instance = instance.clone();

@@ -349,6 +349,21 @@ pub(crate) fn job_logs(
     )
 }
 
+/// Lines of `job_id` after `after`, oldest first, at most `limit`: how a follower pages
+/// forward through a growing log without gaps or repeats.
+pub(crate) fn job_logs_after(
+    conn: &Connection,
+    job_id: JobId,
+    after: LogId,
+    limit: u32,
+) -> Sql<Vec<LogRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{LOG_SELECT} WHERE l.job_id = ?1 AND l.id > ?2 ORDER BY l.id ASC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![job_id.0, after.0, limit], log_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(crate) fn instance_logs(
     conn: &Connection,
     instance: &InstanceId,

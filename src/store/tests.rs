@@ -299,6 +299,20 @@ async fn log_queries_filter_limit_and_order() {
     assert_eq!(first.line.ts, at(0));
     let tail = store.job_logs(a1.id, Some(2)).await.unwrap();
     assert_eq!(messages(&tail), ["a1-3", "a1-4"]);
+    let after_first = store.job_logs_after(a1.id, first.id, 2).await.unwrap();
+    assert_eq!(
+        messages(&after_first),
+        ["a1-1", "a1-2"],
+        "the next page, in order"
+    );
+    let last = all.last().unwrap().id;
+    assert!(
+        store
+            .job_logs_after(a1.id, last, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let instance_tail = store.instance_logs(&a, 3).await.unwrap();
     assert_eq!(messages(&instance_tail), ["a2-3", "a1-4", "a2-4"]);

@@ -8,13 +8,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::api::Api;
+
 /// A running daemon.
 pub struct Daemon {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
-    pub base_url: String,
     /// The config file it watches.
     pub config_path: PathBuf,
+    /// Its API (the struct derefs to it).
+    api: Api,
     /// Log lines after start-up, as they arrive.
     pub logs: mpsc::Receiver<String>,
     /// The test's directory (config, job store, staging); `None` once taken back.
@@ -68,7 +70,7 @@ impl Daemon {
         };
         Self {
             child,
-            base_url: format!("http://{address}"),
+            api: Api::new(format!("http://{address}")),
             config_path,
             logs,
             dir: Some(dir),
@@ -91,55 +93,6 @@ impl Daemon {
     pub fn dir(&self) -> &Path {
         self.config_path.parent().expect("config dir")
     }
-
-    /// GETs `path` and parses the JSON answer.
-    pub async fn get(&self, path: &str) -> serde_json::Value {
-        let url = format!("{}{path}", self.base_url);
-        let response = reqwest::get(&url)
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
-    }
-
-    /// Polls `path` until `check` accepts the answer; fails after `seconds`.
-    pub async fn wait_for(
-        &self,
-        path: &str,
-        seconds: u64,
-        what: &str,
-        check: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let attempts = seconds * 50;
-        for _ in 0..attempts {
-            let answer = self.get(path).await;
-            if check(&answer) {
-                return answer;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "{what}: not seen in {path} within {seconds}s; last answer: {}",
-            self.get(path).await
-        );
-    }
-
-    /// Waits until `/readyz` says ready.
-    pub async fn wait_ready(&self) {
-        let url = format!("{}/readyz", self.base_url);
-        for _ in 0..500 {
-            if reqwest::get(&url)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("marina did not become ready within 10s");
-    }
 }
 
 impl Daemon {
@@ -149,6 +102,20 @@ impl Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.dir.take().expect("the directory is still there")
+    }
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Api {
+        &mut self.api
     }
 }
 
@@ -184,64 +151,4 @@ fn with_api(config: &str, dir: &Path) -> String {
         text.push_str("helperImage: marina-test/busybox:latest\n");
     }
     text
-}
-
-impl Daemon {
-    /// POSTs to `path`; returns the status code and the JSON answer.
-    pub async fn post(&self, path: &str) -> (u16, serde_json::Value) {
-        let url = format!("{}{path}", self.base_url);
-        let response = reqwest::Client::new()
-            .post(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
-    }
-
-    /// Triggers a backup of `instance` and returns the job id.
-    pub async fn trigger(&self, instance: &str) -> i64 {
-        let (status, answer) = self
-            .post(&format!("/api/instances/{instance}/backup"))
-            .await;
-        assert_eq!(status, 202, "triggering {instance}: {answer}");
-        answer["jobId"].as_i64().expect("jobId")
-    }
-
-    /// Waits until job `id` of `instance` reaches a final status and returns the job entry.
-    pub async fn wait_job(&self, instance: &str, id: i64, seconds: u64) -> serde_json::Value {
-        let path = format!("/api/status/{instance}");
-        let answer = self
-            .wait_for(&path, seconds, &format!("job {id} to finish"), |jobs| {
-                jobs.as_array()
-                    .is_some_and(|all| all.iter().any(|j| j["id"] == id && j["isActive"] == false))
-            })
-            .await;
-        answer
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["id"] == id)
-            .unwrap()
-            .clone()
-    }
-
-    /// The log lines of job `id`, as `level message` strings.
-    pub async fn job_log(&self, id: i64) -> Vec<String> {
-        let logs = self.get(&format!("/api/logs/job/{id}")).await;
-        logs.as_array()
-            .expect("log lines")
-            .iter()
-            .map(|l| {
-                format!(
-                    "{} {}",
-                    l["level"].as_str().unwrap_or(""),
-                    l["message"].as_str().unwrap_or("")
-                )
-            })
-            .collect()
-    }
 }

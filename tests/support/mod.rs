@@ -13,6 +13,12 @@ pub const BUSYBOX_IMAGE: &str = "marina-test/busybox:latest";
 /// Every Docker object a test creates carries this prefix, so leftovers are easy to find.
 pub const PREFIX: &str = "marina-test";
 
+/// A TCP port nothing listens on right now (on every address, for host-mode publishing).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("bind a free port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// A name no other test (or earlier run) uses: prefix, process id, counter.
 pub fn unique_name(what: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -146,7 +152,9 @@ pub fn show_marina_logs() {
 }
 
 /// A real `marina run` process.
+pub mod api;
 pub mod daemon;
+pub mod restore;
 
 /// Removes a local image when dropped.
 pub struct ImageGuard(pub String);
