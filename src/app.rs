@@ -181,7 +181,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
             Ok(_) => {}
             Err(e) => error!(error = %e, "Recovery could not read the job store; check dbPath."),
         }
-        let own_container = own_container_id().await;
+        let own_container = own_container_id(&*runtime, &config.staging_dir).await;
         let executor = Executor::new(
             runtime,
             store.clone(),

@@ -281,7 +281,7 @@ async fn a_custom_image_gets_the_layout_its_variables_and_only_its_own_data() {
         entries
             .iter()
             .all(|e| e == "/backup" || e.starts_with(&backup_dir)),
-        "only the current run is mounted: {entries:#?}"
+        "/backup (the instance's staging directory) holds only the current run: {entries:#?}"
     );
     assert!(!log.iter().any(|l| l.contains("secret-of-other")));
     let numbered = log.iter().filter(|l| l.starts_with("INFO line ")).count();

@@ -94,14 +94,45 @@ pub fn container_id_from_cgroup(cgroup: &str) -> Option<String> {
 }
 
 /// Marina's own container id, or `None` when it runs on the host.
-pub async fn own_container_id() -> Option<String> {
-    if let Ok(text) = tokio::fs::read_to_string("/proc/self/mountinfo").await
-        && let Some(id) = container_id_from_mountinfo(&text)
-    {
-        return Some(id);
+///
+/// `/proc/self` may name more than one container: under Kubernetes with cri-dockerd, the
+/// engine files (`/etc/hostname`, `/etc/resolv.conf`) come from the pod's sandbox container,
+/// while the cgroup path names Marina's own. So every candidate is inspected, and the one
+/// that mounts `staging_dir` wins (the sandbox mounts nothing); failing that, the first.
+pub async fn own_container_id<R: Runtime>(runtime: &R, staging_dir: &Path) -> Option<String> {
+    let mountinfo = tokio::fs::read_to_string("/proc/self/mountinfo")
+        .await
+        .unwrap_or_default();
+    let cgroup = tokio::fs::read_to_string("/proc/self/cgroup")
+        .await
+        .unwrap_or_default();
+    let candidates = candidate_ids(&mountinfo, &cgroup);
+    if candidates.len() > 1 {
+        for id in &candidates {
+            if let Ok(details) = runtime.inspect_container(id).await
+                && host_path_in(&details.mounts, staging_dir).is_some()
+            {
+                return Some(id.clone());
+            }
+        }
     }
-    let text = tokio::fs::read_to_string("/proc/self/cgroup").await.ok()?;
-    container_id_from_cgroup(&text)
+    candidates.into_iter().next()
+}
+
+/// The container ids `/proc/self` names, most telling first: the engine files' directory in
+/// mountinfo, then the cgroup path; without repeats.
+#[must_use]
+pub fn candidate_ids(mountinfo: &str, cgroup: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in container_id_from_mountinfo(mountinfo)
+        .into_iter()
+        .chain(container_id_from_cgroup(cgroup))
+    {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 /// The host path of `path` inside a container with `mounts`: the bind mount (or volume) with
@@ -186,6 +217,24 @@ mod tests {
     use super::*;
 
     const ID: &str = "cd7bb43fb8576a56695850d4c3ae63a64e290949a802ee98bd609fd6f5ffe7e9";
+
+    #[test]
+    fn a_pod_sandbox_and_the_container_itself_are_both_candidates() {
+        // cri-dockerd: the engine files come from the sandbox, the cgroup names Marina.
+        let sandbox = "a".repeat(64);
+        let mountinfo = format!(
+            "87 69 254:0 /var/lib/docker/containers/{sandbox}/hostname /etc/hostname rw - ext4 /dev/vda rw\n"
+        );
+        let cgroup = format!("12:memory:/kubepods/burstable/pod1234/{ID}\n");
+        assert_eq!(candidate_ids(&mountinfo, &cgroup), [sandbox, ID.to_owned()]);
+        // Plain Docker: both name the same container, once.
+        let mountinfo = format!(
+            "87 69 254:0 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 /dev/vda rw\n"
+        );
+        let cgroup = format!("12:memory:/docker/{ID}\n");
+        assert_eq!(candidate_ids(&mountinfo, &cgroup), [ID.to_owned()]);
+        assert!(candidate_ids("", "0::/\n").is_empty());
+    }
 
     /// Docker 20.10 on a cgroup v1 host (from this project's machines), trimmed.
     fn mountinfo_cgroup_v1() -> String {
