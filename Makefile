@@ -1,7 +1,7 @@
 # Marina's developer entry points. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: setup setup-test build run test test-images image-local lint fmt
+.PHONY: setup setup-test build run test test-images image-local bench lint fmt
 
 # Rust installed by scripts/setup.sh (rustup) lives here; found even before a new shell.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -37,6 +37,10 @@ test-images:
 ## image-local: the container image marina:local, built without a registry (see Dockerfile.local)
 image-local: build
 	./scripts/image-local.sh
+
+## bench: speed and memory figures against the real Docker engine (target/bench/results.json, docs/benchmarks.md)
+bench: test-images
+	$(CARGO) bench --locked --bench scenarios
 
 ## lint: formatting and clippy, warnings as errors
 lint:

@@ -872,4 +872,103 @@ fn backup_futures_can_be_spawned() {
     assert_send(&files);
     assert_send(&backend.forget_prune());
     assert_send(&backend.ensure_repository());
+    let mut session = backend.session();
+    assert_send(&session.backup_paths(&target, &paths, &options));
+    let mut session = backend.session();
+    assert_send(&session.forget_prune());
+}
+
+#[tokio::test]
+async fn a_session_opens_the_repository_with_its_first_backup_and_unlocks_only_when_a_lock_is_in_the_way()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = dir.path().join("repo");
+    let data = dir.path().join("app-data");
+    make_tree(&data);
+    let paths = std::slice::from_ref(&data);
+    let options = BackupOptions::default();
+    let backend = restic(&repository);
+
+    // The first backup finds no repository: it is initialised, and the backup runs again.
+    let mut session = backend.session();
+    assert_eq!(session.opened(), None);
+    let summary = session
+        .backup_paths(&volume("app-data"), paths, &options)
+        .await
+        .unwrap();
+    assert_eq!(summary.files_new, file_count(&tree(&data)), "{summary}");
+    assert_eq!(session.opened(), Some(RepositoryStatus::Initialised));
+    assert_eq!(session.refused(), None);
+    assert_eq!(count_entries(&repository.join("keys")), 1);
+    assert_eq!(all_snapshots(&repository).len(), 1);
+
+    // A backup killed halfway leaves a stale lock, which stands in the way of `forget`'s
+    // exclusive lock: the session removes it and retention runs.
+    let error = backend
+        .backup_stdin(
+            &db("app-postgres"),
+            "app-postgres/dump.sql",
+            Generated {
+                position: 0,
+                len: STREAM_LEN,
+                fail_after: Some(1024 * 1024),
+            },
+            &options,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ResticError::Stream { .. }), "{error}");
+    assert!(count_entries(&repository.join("locks")) > 0, "a stale lock");
+    session.forget_prune().await.unwrap();
+    assert_eq!(count_entries(&repository.join("locks")), 0);
+
+    // A stream cannot be replayed: a session opens the repository before reading it.
+    let other = dir.path().join("other");
+    let backend_other = restic(&other);
+    let mut session = backend_other.session();
+    session
+        .backup_stdin(
+            &db("app-postgres"),
+            "app-postgres/dump.sql",
+            &b"rows\n"[..],
+            &options,
+        )
+        .await
+        .unwrap();
+    assert_eq!(session.opened(), Some(RepositoryStatus::Initialised));
+    assert_eq!(all_snapshots(&other).len(), 1);
+
+    // A wrong password or an unreadable location is refused as the probe would refuse it,
+    // never a reason to initialise; the session says the job should stop.
+    let before = repository_files(&repository);
+    let mut wrong = settings(&repository);
+    wrong.env.insert(
+        "RESTIC_PASSWORD".into(),
+        Secret::new("not-the-password".into()),
+    );
+    let wrong = Restic::new(wrong);
+    let mut session = wrong.session();
+    let error = session
+        .backup_paths(&volume("app-data"), paths, &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ResticError::WrongPassword { .. }),
+        "{error}"
+    );
+    assert!(session.refused().is_some());
+    assert_eq!(repository_files(&repository), before);
+
+    std::fs::write(dir.path().join("plain-file"), "x").unwrap();
+    let below_a_file = restic(&dir.path().join("plain-file/repo"));
+    let mut session = below_a_file.session();
+    let error = session
+        .backup_paths(&volume("app-data"), paths, &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ResticError::RepositoryUnavailable { .. }),
+        "{error}"
+    );
+    assert!(session.refused().is_some());
 }

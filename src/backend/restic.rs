@@ -10,6 +10,9 @@
 //! carry `--host <nodeName>`. Retention runs `forget --prune --group-by host,tags` filtered on
 //! `marina,instance:<id>` and this host, so each target keeps its own set of snapshots.
 //!
+//! A job talks to its repository through a [`Session`], which spends no restic run on checks
+//! of their own: every run costs a key derivation (see the type, and `docs/benchmarks.md`).
+//!
 //! Behaviour of restic 0.14 this module relies on (checked against Debian's 0.14.0):
 //! - every fatal error exits with code 1, so "the repository does not exist" is recognised
 //!   from stderr (`unable to open config file: …: no such file or directory` / `… does not
@@ -459,22 +462,108 @@ impl Restic {
                 instance: self.settings.instance.clone(),
                 message,
             }),
-            Probe::Missing => {
-                info!(instance = %self.settings.instance, "The repository of the instance does not exist yet; initialising it.");
-                let init = self
-                    .run("init", &args(["init"]), Capture::Text, None)
-                    .await?;
-                if init.status.success() {
-                    info!(instance = %self.settings.instance, "Initialised the repository of the instance.");
-                    return Ok(RepositoryStatus::Initialised);
-                }
-                // Another instance or node sharing the repository may have initialised it a
-                // moment ago; that is success, not an error.
-                if let (Probe::Exists, _) = self.probe().await? {
-                    return Ok(RepositoryStatus::Existing);
-                }
-                Err(self.failed("init", &init))
-            }
+            Probe::Missing => self.initialise().await,
+        }
+    }
+
+    /// Opens the repository for a job in one restic run: `restic unlock` fails exactly like
+    /// `restic cat config` when the repository is missing, unreachable or refuses the
+    /// password (both open it the same way first), and when it succeeds it has also removed
+    /// stale locks. A repository restic reports as missing is initialised; nothing else ever
+    /// leads to `init`.
+    pub async fn open(&self) -> Result<RepositoryStatus> {
+        let command = "unlock";
+        self.preflight(command)?;
+        let finished = self
+            .run(command, &args(["unlock"]), Capture::Text, None)
+            .await?;
+        if finished.status.success() {
+            return Ok(RepositoryStatus::Existing);
+        }
+        match Self::open_failure(&finished) {
+            Some(OpenFailure::Missing) => self.initialise().await,
+            Some(failure) => Err(self.open_error(failure, command, &finished)),
+            None => Err(self.failed(command, &finished)),
+        }
+    }
+
+    /// A session for one job: see [`Session`].
+    #[must_use]
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            restic: self,
+            opened: None,
+            refused: None,
+        }
+    }
+
+    /// `restic init`, for a repository restic has just reported as missing.
+    async fn initialise(&self) -> Result<RepositoryStatus> {
+        info!(instance = %self.settings.instance, "The repository of the instance does not exist yet; initialising it.");
+        let init = self
+            .run("init", &args(["init"]), Capture::Text, None)
+            .await?;
+        if init.status.success() {
+            info!(instance = %self.settings.instance, "Initialised the repository of the instance.");
+            return Ok(RepositoryStatus::Initialised);
+        }
+        // Another instance or node sharing the repository may have initialised it a
+        // moment ago; that is success, not an error.
+        if let (Probe::Exists, _) = self.probe().await? {
+            return Ok(RepositoryStatus::Existing);
+        }
+        Err(self.failed("init", &init))
+    }
+
+    /// Why a finished command could not use the repository at all, if that is why it failed:
+    /// it could not open the repository (read from the raw stderr, as [`classify_probe`]
+    /// does), or a lock stood in its way.
+    fn open_failure(finished: &Finished) -> Option<OpenFailure> {
+        if finished.status.success() {
+            return None;
+        }
+        let code = finished.status.code();
+        let stderr = String::from_utf8_lossy(&finished.stderr.bytes);
+        // restic ≥ 0.17 exits with 11 when it cannot lock the repository.
+        if code == Some(11) || stderr.contains("repository is already locked") {
+            return Some(OpenFailure::Locked);
+        }
+        // What restic 0.14's `OpenRepository` prints when it fails, before any command
+        // does its own work.
+        let opening = matches!(code, Some(10 | 12))
+            || [
+                "unable to open repository",
+                "unable to open config file",
+                "wrong password or no key found",
+                "invalid repository",
+            ]
+            .iter()
+            .any(|phrase| stderr.contains(phrase));
+        opening.then(|| match classify_probe(code, &stderr) {
+            Probe::Missing => OpenFailure::Missing,
+            Probe::WrongPassword => OpenFailure::WrongPassword,
+            Probe::Exists | Probe::Unavailable => OpenFailure::Unavailable,
+        })
+    }
+
+    /// The error for a command that could not open the repository.
+    fn open_error(
+        &self,
+        failure: OpenFailure,
+        command: &'static str,
+        finished: &Finished,
+    ) -> ResticError {
+        let message = self.message(&finished.stderr);
+        match failure {
+            OpenFailure::WrongPassword => ResticError::WrongPassword {
+                instance: self.settings.instance.clone(),
+                message,
+            },
+            OpenFailure::Missing | OpenFailure::Unavailable => ResticError::RepositoryUnavailable {
+                instance: self.settings.instance.clone(),
+                message,
+            },
+            OpenFailure::Locked => self.failed(command, finished),
         }
     }
 
@@ -500,6 +589,17 @@ impl Restic {
         paths: &[PathBuf],
         options: &BackupOptions,
     ) -> Result<BackupSummary> {
+        let finished = self.run_backup_paths(target, paths, options).await?;
+        self.backup_result("backup", &finished)
+    }
+
+    /// Checks the paths and runs `restic backup` on them; the caller reads the result.
+    async fn run_backup_paths(
+        &self,
+        target: &TargetId,
+        paths: &[PathBuf],
+        options: &BackupOptions,
+    ) -> Result<Finished> {
         let command = "backup";
         self.preflight(command)?;
         if paths.is_empty() {
@@ -530,8 +630,7 @@ impl Restic {
         }
         arguments.push("--".into());
         arguments.extend(paths.iter().map(|path| path.as_os_str().to_owned()));
-        let finished = self.run(command, &arguments, Capture::Backup, None).await?;
-        self.backup_result(command, &finished)
+        self.run(command, &arguments, Capture::Backup, None).await
     }
 
     /// Backs up a stream (e.g. a database dump from `docker exec`) as the file `filename` in
@@ -584,6 +683,12 @@ impl Restic {
     /// Applies the instance's retention: `forget --prune`, grouped by host and tags so each
     /// target keeps its own set, restricted to this instance's snapshots on this host.
     pub async fn forget_prune(&self) -> Result<ForgetSummary> {
+        let finished = self.run_forget_prune().await?;
+        self.forget_result(&finished)
+    }
+
+    /// Runs `restic forget --prune` with the instance's retention; the caller reads the result.
+    async fn run_forget_prune(&self) -> Result<Finished> {
         let command = "forget --prune";
         self.preflight(command)?;
         let retention = self.settings.retention;
@@ -618,11 +723,16 @@ impl Restic {
             arguments.push(flag.into());
             arguments.push(count.to_string().into());
         }
-        let finished = self.run(command, &arguments, Capture::Text, None).await?;
+        self.run(command, &arguments, Capture::Text, None).await
+    }
+
+    /// What a finished `forget --prune` did, or the error it ended with.
+    fn forget_result(&self, finished: &Finished) -> Result<ForgetSummary> {
+        let command = "forget --prune";
         if !finished.status.success() {
-            return Err(self.failed(command, &finished));
+            return Err(self.failed(command, finished));
         }
-        let stdout = self.complete_stdout(command, &finished)?;
+        let stdout = self.complete_stdout(command, finished)?;
         parse_forget(stdout).map_err(|detail| self.output_error(command, &detail))
     }
 
@@ -1286,6 +1396,201 @@ enum Probe {
     Unavailable,
 }
 
+/// Why a command could not use the repository at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenFailure {
+    /// restic reported that there is no repository.
+    Missing,
+    /// The password opens no key.
+    WrongPassword,
+    /// The repository could not be read (network, permissions, corruption).
+    Unavailable,
+    /// Another restic process (or a stale lock of a killed one) holds a conflicting lock.
+    Locked,
+}
+
+/// One job's use of a repository, with as few restic runs as the job allows.
+///
+/// Every restic run derives the repository's key from the password before it does anything
+/// (scrypt, calibrated by `restic init` to about half a second of CPU), so a job that first
+/// probed the repository (`cat config`), then removed stale locks (`unlock`), then backed up
+/// and applied retention paid for the key four times where bare restic pays once. A session
+/// folds the checks into the commands that do the work:
+///
+/// - the job's first path backup opens the repository itself: when restic reports that the
+///   repository does not exist, it is initialised and the backup runs again; a wrong password
+///   or an unreachable repository fails it as the probe would have, and [`Session::refused`]
+///   tells the job to stop;
+/// - a stream cannot be replayed, so before the first `backup --stdin` the repository is
+///   opened with [`Restic::open`] (one run: `unlock`, initialising a missing repository);
+/// - a backup or `forget` refused because of a lock runs again once after `unlock` removed
+///   stale locks (a live lock stays and the command fails with restic's message).
+#[derive(Debug)]
+pub struct Session<'a> {
+    restic: &'a Restic,
+    /// How the repository was found once a command opened it.
+    opened: Option<RepositoryStatus>,
+    /// Why the repository cannot be used at all, once a command found that out.
+    refused: Option<String>,
+}
+
+impl Session<'_> {
+    /// How the repository was found, once a command of this session opened it.
+    #[must_use]
+    pub fn opened(&self) -> Option<RepositoryStatus> {
+        self.opened
+    }
+
+    /// Why the repository cannot be used at all (a wrong password, an unreachable or
+    /// unreadable repository), once a command found that out: the job should stop.
+    #[must_use]
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    /// Opens the repository unless a command of this session already did (see
+    /// [`Restic::open`]).
+    pub async fn open(&mut self) -> Result<RepositoryStatus> {
+        if let Some(status) = self.opened {
+            return Ok(status);
+        }
+        match self.restic.open().await {
+            Ok(status) => {
+                self.opened = Some(status);
+                Ok(status)
+            }
+            Err(error) => Err(self.refuse(error)),
+        }
+    }
+
+    /// [`Restic::backup_paths`], opening the repository on the way (see the type's docs).
+    pub async fn backup_paths(
+        &mut self,
+        target: &TargetId,
+        paths: &[PathBuf],
+        options: &BackupOptions,
+    ) -> Result<BackupSummary> {
+        let command = "backup";
+        let mut unlocked = false;
+        loop {
+            let restic = self.restic;
+            let finished = match restic.run_backup_paths(target, paths, options).await {
+                Ok(finished) => finished,
+                Err(error) => return Err(self.refuse(error)),
+            };
+            if self.next_step(command, &finished, &mut unlocked).await? == Step::Done {
+                return self.restic.backup_result(command, &finished);
+            }
+        }
+    }
+
+    /// [`Restic::backup_stdin`], after opening the repository: the stream can be read once
+    /// only, so a missing repository or a stale lock must be dealt with before.
+    pub async fn backup_stdin<R>(
+        &mut self,
+        target: &TargetId,
+        filename: &str,
+        reader: R,
+        options: &BackupOptions,
+    ) -> Result<BackupSummary>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        self.open().await?;
+        self.restic
+            .backup_stdin(target, filename, reader, options)
+            .await
+    }
+
+    /// [`Restic::forget_prune`], run again once after `unlock` when a lock was in the way.
+    pub async fn forget_prune(&mut self) -> Result<ForgetSummary> {
+        let mut unlocked = false;
+        loop {
+            let restic = self.restic;
+            let finished = match restic.run_forget_prune().await {
+                Ok(finished) => finished,
+                Err(error) => return Err(self.refuse(error)),
+            };
+            if self
+                .next_step("forget --prune", &finished, &mut unlocked)
+                .await?
+                == Step::Done
+            {
+                return self.restic.forget_result(&finished);
+            }
+        }
+    }
+
+    /// After a command ran: whether its outcome stands, or what stood in its way was dealt
+    /// with and it should run again.
+    async fn next_step(
+        &mut self,
+        command: &'static str,
+        finished: &Finished,
+        unlocked: &mut bool,
+    ) -> Result<Step> {
+        match Restic::open_failure(finished) {
+            None => {
+                // It got past opening the repository, whatever happened after.
+                self.opened.get_or_insert(RepositoryStatus::Existing);
+                Ok(Step::Done)
+            }
+            Some(OpenFailure::Missing) if self.opened.is_none() => {
+                match self.restic.initialise().await {
+                    Ok(status) => {
+                        self.opened = Some(status);
+                        Ok(Step::Again)
+                    }
+                    // Without a repository no command of the job can succeed.
+                    Err(error) => {
+                        self.refused = Some(error.to_string());
+                        Err(error)
+                    }
+                }
+            }
+            Some(OpenFailure::Locked) if !*unlocked => {
+                *unlocked = true;
+                info!(instance = %self.restic.settings.instance, command, "A lock is in the way; removing stale locks and trying again.");
+                let restic = self.restic;
+                match restic.unlock().await {
+                    Ok(()) => Ok(Step::Again),
+                    Err(error) => Err(self.refuse(error)),
+                }
+            }
+            // A live lock: the command's own error says who holds it.
+            Some(OpenFailure::Locked) => Ok(Step::Done),
+            Some(failure) => {
+                let error = self.restic.open_error(failure, command, finished);
+                Err(self.refuse(error))
+            }
+        }
+    }
+
+    /// Remembers that the repository cannot be used when `error` says so (no later command
+    /// could succeed either), and hands it on.
+    fn refuse(&mut self, error: ResticError) -> ResticError {
+        if matches!(
+            error,
+            ResticError::WrongPassword { .. }
+                | ResticError::RepositoryUnavailable { .. }
+                | ResticError::NoPassword { .. }
+                | ResticError::Spawn { .. }
+        ) {
+            self.refused = Some(error.to_string());
+        }
+        error
+    }
+}
+
+/// Whether a command's outcome stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// It does: report it.
+    Done,
+    /// What was in its way is gone: run it again.
+    Again,
+}
+
 /// Classifies `restic cat config` by exit code and stderr. Only a definite "does not exist"
 /// is [`Probe::Missing`]: restic 0.14 prints "Is there a repository at the following
 /// location?" after *any* failure to read the config file, a refused connection included.
@@ -1424,7 +1729,7 @@ fn summarize(text: &str) -> String {
 /// What the operator can do about a failed command.
 fn hint(command: &str, message: &str) -> &'static str {
     if message.contains("already locked") {
-        "another restic process holds a lock on the repository (for example a prune from another node); the next run tries again, and stale locks are removed before each backup"
+        "another restic process holds a lock on the repository (for example a prune from another node); the next run tries again, and stale locks are removed whenever they are in the way"
     } else if message.contains("wrong password or no key found") {
         "check the password in the instance's `env`"
     } else if message.contains("unable to open config file") {

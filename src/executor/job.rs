@@ -25,7 +25,7 @@ use super::locks::VolumeLocks;
 use super::staging::{self, RESTIC_COPY_DIR, RunLayout};
 use super::undo::{Undo, UndoAction};
 use crate::backend::format_bytes;
-use crate::backend::restic::{BackupOptions, Restic};
+use crate::backend::restic::{BackupOptions, Restic, Session};
 use crate::clock;
 use crate::config::{Backend, Config, Instance};
 use crate::docker::dump::dump;
@@ -208,31 +208,28 @@ async fn restic_job<R: Runtime + 'static>(
     let Some(restic) = Restic::for_instance(&ctx.config, &ctx.instance) else {
         return Err("the instance has no restic repository".into());
     };
-    match restic.ensure_repository().await {
-        Ok(status) => info!(repository = ?status, "The restic repository is ready."),
-        Err(e) => {
-            error!(error = %e, "The restic repository cannot be used; no target was backed up.");
-            return Err(e.to_string());
-        }
-    }
-    if let Err(e) = restic.unlock().await {
-        warn!(error = %e, "Could not remove stale restic locks; the backup may wait for them.");
-    }
+    // The repository is checked (and initialised when missing) by the job's first restic
+    // command rather than by runs of its own: each restic run costs a key derivation.
+    let mut session = restic.session();
     let mut outcomes = Vec::with_capacity(targets.len());
     for target in targets {
         if ctx.cancel.is_cancelled() {
             return Err("the job was stopped".into());
         }
         let span = info_span!("target", target = %target.spec.id);
-        let outcome = restic_target(ctx, &restic, target)
+        let outcome = restic_target(ctx, &mut session, target)
             .instrument(span.clone())
             .await;
+        if let Some(reason) = session.refused() {
+            error!(error = %reason, "The restic repository cannot be used; no target was backed up.");
+            return Err(reason.to_owned());
+        }
         span.in_scope(|| report_backed_up(ctx, target, &outcome));
         outcomes.push(outcome);
         record_progress(ctx, targets.len(), &outcomes).await;
     }
     if outcomes.iter().any(|o| matches!(o, TargetOutcome::Done(_))) {
-        match restic.forget_prune().await {
+        match session.forget_prune().await {
             Ok(summary) => info!(retention = %ctx.retention(), "Retention applied: {summary}."),
             Err(e) => {
                 error!(error = %e, "Retention could not be applied; old snapshots are kept until the next run.");
@@ -244,7 +241,7 @@ async fn restic_job<R: Runtime + 'static>(
 
 async fn restic_target<R: Runtime + 'static>(
     ctx: &JobContext<R>,
-    restic: &Restic,
+    session: &mut Session<'_>,
     target: &Target,
 ) -> TargetOutcome {
     if let Some(problem) = not_ready(target) {
@@ -257,7 +254,7 @@ async fn restic_target<R: Runtime + 'static>(
                 let stopped = stop_attached(ctx, target).await?;
                 restic_volume(
                     ctx,
-                    restic,
+                    session,
                     target,
                     &volume.name,
                     volume.mountpoint.as_deref(),
@@ -275,6 +272,8 @@ async fn restic_target<R: Runtime + 'static>(
                 );
             };
             with_hooks(ctx, target, || async {
+                // A stream is read once: the repository must be open before the dump starts.
+                session.open().await.map_err(|e| e.to_string())?;
                 let stream = dump(&*ctx.runtime, &container.id, kind, dump_args)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -282,7 +281,7 @@ async fn restic_target<R: Runtime + 'static>(
                 info!(tool, "Streaming the dump into restic.");
                 let filename = format!("{}/{}", container.name, kind.dump_file_name());
                 let mut checked = CheckedDump::new(stream);
-                let summary = restic
+                let summary = session
                     .backup_stdin(
                         &target.spec.id,
                         &filename,
@@ -313,7 +312,7 @@ async fn restic_target<R: Runtime + 'static>(
 /// a helper container into a stable staging directory.
 async fn restic_volume<R: Runtime + 'static>(
     ctx: &JobContext<R>,
-    restic: &Restic,
+    session: &mut Session<'_>,
     target: &Target,
     volume: &str,
     mountpoint: Option<&Path>,
@@ -358,7 +357,7 @@ async fn restic_volume<R: Runtime + 'static>(
         };
         (copy.clone(), options, Some((copy, undo)), Vec::new())
     };
-    let result = backup_volume_paths(restic, target, volume, &root, paths, &options).await;
+    let result = backup_volume_paths(session, target, volume, &root, paths, &options).await;
     start_again(ctx, still_stopped).await;
     if let Some((copy, undo)) = copy
         && tokio::fs::remove_dir_all(&copy).await.is_ok()
@@ -370,7 +369,7 @@ async fn restic_volume<R: Runtime + 'static>(
 
 /// Checks a volume's paths and backs them up as one snapshot.
 async fn backup_volume_paths(
-    restic: &Restic,
+    session: &mut Session<'_>,
     target: &Target,
     volume: &str,
     root: &Path,
@@ -398,7 +397,7 @@ async fn backup_volume_paths(
             target.spec.id
         ));
     }
-    let summary = restic
+    let summary = session
         .backup_paths(&target.spec.id, &absolute, options)
         .await
         .map_err(|e| e.to_string())?;
