@@ -1,4 +1,4 @@
-//! `make bench`: Marina's speed and memory targets (issue 7), measured against the real Docker
+//! `make bench`: Marina's speed and memory targets, measured against the real Docker
 //! engine and the release binary, side by side with the bare tools where a ratio is asked for.
 //!
 //! Prints a table (figure, value, goal, pass/fail), writes `target/bench/results.json` with
@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 
 use support::{BUSYBOX, Engine, Stopwatch, Sweep, docker_output};
 
-/// The figures of issue 7, in the order of its table.
+/// The figures, in the order of the table in docs/benchmarks.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Figure {
     /// p99 of labelled volume created → target in `/api/targets`, over 200 volumes (ms).
@@ -128,7 +128,7 @@ impl Figure {
         }
     }
 
-    /// The goal of issue 7.
+    /// The goal the figure must meet.
     fn goal(self) -> Goal {
         match self {
             Self::EventToApiP99Ms => Goal::Below(100.0),
