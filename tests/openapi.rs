@@ -10,9 +10,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use support::daemon::Daemon;
-use support::{
-    BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, require_engine_and_images, unique_name,
-};
+use support::{VolumeGuard, filled_volume, require_engine_and_images};
 
 fn document() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml");
@@ -451,39 +449,15 @@ struct Fixture {
 /// labelled for it and one labelled for an unknown instance; returns once it sees the volume.
 async fn start() -> (Daemon, Fixture) {
     let repo = tempfile::tempdir().unwrap();
-    let volume = unique_name("vol");
+    // An empty volume fails unless `allowEmpty`: give it a file.
+    let (volume, volume_guard) = filled_volume("files", "echo hello > /data/file");
     // A labelled volume naming an instance that does not exist: an unassigned target.
-    let stray = unique_name("stray");
+    let (stray, stray_guard) = filled_volume("ghost", "true");
     let fixture = Fixture {
-        _volumes: [VolumeGuard(volume.clone()), VolumeGuard(stray.clone())],
+        _volumes: [volume_guard, stray_guard],
         repo,
         stray: stray.clone(),
     };
-    for (name, instance) in [(&volume, "files"), (&stray, "ghost")] {
-        docker(&[
-            "volume",
-            "create",
-            "--label",
-            "dev.polarfox.marina.enabled=true",
-            "--label",
-            &format!("dev.polarfox.marina.instanceID={instance}"),
-            name,
-        ]);
-    }
-    // An empty volume fails unless `allowEmpty`: give it a file.
-    let filler = unique_name("fill");
-    let _filler = ContainerGuard(filler.clone());
-    docker(&[
-        "run",
-        "--name",
-        &filler,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "echo hello > /data/file",
-    ]);
     let marina = Daemon::start(&format!(
         "instances:\n  - id: files\n    repository: {}\n    schedule: '0 3 * * *'\n    env: {{RESTIC_PASSWORD: openapi}}\n",
         fixture.repo.path().join("repo").display()

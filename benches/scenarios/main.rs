@@ -27,6 +27,8 @@ mod idle;
 mod report;
 mod startup;
 mod support;
+#[path = "../../tests/support/mod.rs"]
+mod test_support;
 mod tools;
 
 use std::collections::BTreeMap;

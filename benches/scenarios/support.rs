@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,6 +15,9 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use futures::StreamExt;
+
+// The docker CLI helpers and image builds are the integration tests' own.
+pub use crate::test_support::{ImageGuard, build_image, docker, docker_output};
 
 /// The busybox scratch image built by `scripts/test-images.sh`.
 pub const BUSYBOX: &str = "marina-test/busybox:latest";
@@ -60,27 +63,6 @@ impl Stopwatch {
     pub fn elapsed(self) -> Duration {
         self.0.elapsed()
     }
-}
-
-/// Runs `docker ARGS`, panicking with its stderr if it fails.
-pub fn docker(args: &[&str]) -> String {
-    let output = docker_output(args);
-    assert!(
-        output.status.success(),
-        "`docker {}` failed ({}): {}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Runs `docker ARGS` and returns whatever happened.
-pub fn docker_output(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the docker CLI: {e}"))
 }
 
 /// Labels of a labelled target for `instance`, plus the run and scenario labels.
@@ -343,43 +325,6 @@ impl Engine {
             .collect::<Vec<()>>()
             .await;
     }
-}
-
-/// Removes a local image when dropped.
-pub struct ImageGuard(pub String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let _ = docker_output(&["image", "rm", "--force", &self.0]);
-    }
-}
-
-/// Builds the local image `tag` from `dockerfile` and executable `files` (name, contents)
-/// beside it, without any registry; the guard removes it.
-pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> ImageGuard {
-    use std::os::unix::fs::PermissionsExt;
-
-    let dir = tempfile::tempdir().expect("a build context");
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("writing the Dockerfile");
-    for (name, contents) in files {
-        let path = dir.path().join(name);
-        std::fs::write(&path, contents).expect("writing a build file");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .expect("making a build file executable");
-    }
-    let guard = ImageGuard(tag.to_owned());
-    let output = Command::new("docker")
-        .args(["build", "--quiet", "--tag", tag])
-        .arg(dir.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the docker CLI: {e}"));
-    assert!(
-        output.status.success(),
-        "building image {tag} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    guard
 }
 
 /// Fills `dir` with `files` files of pseudo-random bytes (seeded, so every run writes the
