@@ -28,7 +28,7 @@ run: setup build
 
 ## test: every test, including those against the real Docker engine (builds test images if missing)
 test: setup-test test-images image-local
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --all-targets --features fault-injection
 
 ## test-images: the local images the Docker tests use, built without a registry when missing
 test-images:
@@ -45,7 +45,7 @@ bench: test-images
 ## lint: formatting and clippy, warnings as errors
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --all-features -- -D warnings
 
 ## fmt: format the code
 fmt:

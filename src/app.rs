@@ -177,7 +177,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
     if let Some(client) = connect_docker(&inbox, &shutdown).await {
         let runtime = Arc::new(DockerRuntime::new(client.clone()));
         let owner = owner_of(&config.db_path);
-        match recover(&*runtime, &store, &config.staging_dir, &owner).await {
+        match recover(&*runtime, &store, &owner).await {
             Ok(_) => {}
             Err(e) => error!(error = %e, "Recovery could not read the job store; check dbPath."),
         }

@@ -678,7 +678,14 @@ async fn run_backend<R: Runtime + 'static>(
     info!(image, "Running the backup image.");
     let outcome = ctx
         .runtime
-        .run_job_container(spec, log_output, ctx.cancel.clone())
+        .run_job_container(
+            spec,
+            |line| {
+                super::fault::point("backend-output");
+                log_output(line);
+            },
+            ctx.cancel.clone(),
+        )
         .await;
     if let Err(e) = ctx.store.journal_resolve(journal, clock::now()).await {
         warn!(error = %e, "Could not mark the backup container as removed.");
@@ -828,6 +835,7 @@ async fn stop_attached<R: Runtime + 'static>(
         }
         stopped.push((container, journal));
     }
+    super::fault::point("after-stop");
     Ok(stopped)
 }
 

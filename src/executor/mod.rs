@@ -10,17 +10,22 @@
 //! - [`undo`] — journaled undo-work; [`recovery`] replays it after a crash.
 //! - [`locks`] — one volume is staged by one job at a time.
 //! - [`checked`] — a dump stream that fails at its end when the dump tool failed.
+//! - [`fault`] — test-only panics at named points (feature `fault-injection`).
 
 pub mod checked;
+pub mod fault;
 pub mod job;
 pub mod locks;
 pub mod recovery;
 pub mod staging;
 pub mod undo;
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,6 +33,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use self::job::{JobContext, JobResult};
 use self::locks::VolumeLocks;
+use self::recovery::undo_job;
 use self::undo::Undo;
 use crate::clock::{self, Clock};
 use crate::docker::Runtime;
@@ -168,8 +174,42 @@ impl<R: Runtime + 'static> Executor<R> {
             },
         };
         let span = info_span!("job", job_id = job.0, instance = %instance);
-        let succeeded = self.run_recorded(job, &order, abort).instrument(span).await;
+        // A bug in a job must not wedge its instance: whatever panics, the job ends `failed`,
+        // what it changed is put back, and the controller hears that it finished.
+        let run = AssertUnwindSafe(self.run_recorded(job, &order, abort))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await;
+        let succeeded = match run {
+            Ok(succeeded) => succeeded,
+            Err(panic) => {
+                self.after_panic(job, &panic_message(&*panic))
+                    .instrument(span)
+                    .await;
+                false
+            }
+        };
         self.finished(&order, succeeded).await;
+    }
+
+    /// Cleans up after a job whose task panicked outside its body (where
+    /// [`Executor::run_recorded`] could not): its journal says what to put back.
+    async fn after_panic(&self, job: JobId, message: &str) {
+        error!(
+            panic = message,
+            "The job failed because Marina hit a bug (a panic); what the job changed is put back. Please report this with the job log."
+        );
+        if let Err(e) = undo_job(&*self.runtime, &self.store, job).await {
+            error!(error = %e, "Could not read the job's journal; the next start of Marina puts back what it changed.");
+        }
+        let reason = format!("Marina hit a bug (a panic): {message}");
+        if let Err(e) = self
+            .store
+            .set_job_status(job, JobStatus::Failed, Some(reason), clock::now())
+            .await
+        {
+            error!(error = %e, "Could not record the job's outcome.");
+        }
     }
 
     /// Runs a job that has a record, racing it against its timeout and shutdown; returns
@@ -199,15 +239,18 @@ impl<R: Runtime + 'static> Executor<R> {
             metrics: self.metrics.clone(),
         };
         let deadline = order.instance.timeout;
-        let body = job::run(&ctx, order);
+        // A panic inside the body ends the job `failed`; the undo-work below still runs.
+        let body = AssertUnwindSafe(job::run(&ctx, order)).catch_unwind();
         tokio::pin!(body);
         let interruption = tokio::select! {
             result = &mut body => Ok(result),
             () = sleep_or_forever(deadline) => Err(interrupted(JobStatus::TimedOut, format!("the job ran longer than its timeout of {}", humantime::format_duration(deadline.unwrap_or_default())))),
             () = abort.cancelled() => Err(interrupted(JobStatus::Aborted, "Marina shut down before the job finished".to_owned())),
         };
-        let result = match interruption {
-            Ok(result) => result,
+        // A job that did not end by itself keeps the progress it recorded as it went.
+        let (result, ended_by_itself) = match interruption {
+            Ok(Ok(result)) => (result, true),
+            Ok(Err(panic)) => (panicked(&panic_message(&*panic)), false),
             Err(result) => {
                 // Let the body stop its containers itself (they are killed and removed when
                 // `cancel` fires); a step that does not listen is dropped after a while.
@@ -215,9 +258,10 @@ impl<R: Runtime + 'static> Executor<R> {
                 if tokio::time::timeout(STOP_WAIT, &mut body).await.is_err() {
                     warn!("A step of the interrupted job did not stop in time; it was dropped.");
                 }
-                result
+                (result, false)
             }
         };
+        fault::point("before-undo");
         // Put back what the job changed: stopped containers, staging.
         ctx.undo.run_all(&*self.runtime).await;
         self.metrics.emit(JobFinished {
@@ -227,9 +271,7 @@ impl<R: Runtime + 'static> Executor<R> {
             message: &result.message,
         });
         let now = clock::now();
-        // An interrupted job keeps the progress it recorded as it went.
-        let finished_normally = !matches!(result.status, JobStatus::TimedOut | JobStatus::Aborted);
-        if finished_normally
+        if ended_by_itself
             && let Err(e) = self
                 .store
                 .set_job_targets(job, result.total, result.successful, now)
@@ -256,6 +298,29 @@ impl<R: Runtime + 'static> Executor<R> {
             warn!(instance = %order.instance.id, "The controller has stopped; the job's end is only in the job store.");
         }
     }
+}
+
+/// The result of a job whose body panicked, logged in the job's log.
+fn panicked(message: &str) -> JobResult {
+    error!(
+        panic = message,
+        "The job failed because Marina hit a bug (a panic); what the job changed is put back. Please report this with the job log."
+    );
+    JobResult {
+        status: JobStatus::Failed,
+        total: 0,
+        successful: 0,
+        message: format!("Marina hit a bug (a panic): {message}"),
+    }
+}
+
+/// The text a panic was raised with (`panic!("…")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 fn interrupted(status: JobStatus, message: String) -> JobResult {

@@ -1,17 +1,20 @@
 //! Start-up recovery (DESIGN.md "durability where a crash would hurt"): before anything new
 //! runs, finish what a crashed or killed Marina left undone — start the containers it had
-//! stopped, remove its helper and backend containers, remove stale staging, and mark the
+//! stopped, remove its helper and backend containers, remove its stale staging, and mark the
 //! interrupted jobs `aborted`.
-
-use std::path::Path;
+//!
+//! Only what this Marina's own journal names is undone. Several Marinas may share one host
+//! (one engine, one staging directory: a Swarm node running two stacks, a test daemon beside
+//! a real one); a directory or container another Marina has in flight is never touched.
+//! Every staging directory is journaled before it is created, so nothing of this Marina's
+//! escapes the journal.
 
 use tracing::{info, warn};
 
-use super::staging::{self, RESTIC_COPY_DIR};
 use super::undo::{UndoAction, perform};
 use crate::clock;
 use crate::docker::{OWNER_LABEL, Runtime};
-use crate::store::{JournalKind, Store, StoreError};
+use crate::store::{JobId, JournalEntry, JournalKind, Store, StoreError};
 
 /// What recovery did, for the log and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,37 +35,12 @@ pub struct Recovered {
 pub async fn recover<R: Runtime>(
     runtime: &R,
     store: &Store,
-    staging_dir: &Path,
     owner: &str,
 ) -> Result<Recovered, StoreError> {
     let mut recovered = Recovered::default();
-    for entry in store.pending_journal().await? {
-        let done = match entry.kind {
-            JournalKind::StoppedContainer => {
-                let action = UndoAction::StartContainer {
-                    id: entry.subject.clone(),
-                    name: entry.detail.clone(),
-                };
-                let done = perform(runtime, &action).await;
-                if done {
-                    recovered.restarted.push(entry.detail.clone());
-                }
-                done
-            }
-            JournalKind::StagingDir => {
-                perform(
-                    runtime,
-                    &UndoAction::RemoveDir(entry.subject.clone().into()),
-                )
-                .await
-            }
-            // Removed below with every other container carrying the job label.
-            JournalKind::BackendContainer => true,
-        };
-        if done {
-            store.journal_resolve(entry.id, clock::now()).await?;
-        }
-    }
+    let undone = replay(runtime, store, store.pending_journal().await?).await?;
+    recovered.restarted = undone.restarted;
+    recovered.removed_dirs = undone.removed_dirs;
     // Only this Marina's leftovers: another Marina on the same engine may be running a job.
     match runtime
         .remove_containers_with_label(&format!("{OWNER_LABEL}={owner}"))
@@ -73,7 +51,6 @@ pub async fn recover<R: Runtime>(
             warn!(error = %e, "Could not look for leftover helper and backend containers; remove containers labelled dev.polarfox.marina.owner by hand.");
         }
     }
-    recovered.removed_dirs = remove_stale_staging(staging_dir).await;
     recovered.aborted_jobs = store.abort_interrupted(clock::now()).await?.len();
     if recovered != Recovered::default() {
         info!(
@@ -87,40 +64,69 @@ pub async fn recover<R: Runtime>(
     Ok(recovered)
 }
 
-/// Removes run directories and restic copies left in the staging directory.
-async fn remove_stale_staging(staging_dir: &Path) -> usize {
-    let dir = staging_dir.to_path_buf();
-    let stale = tokio::task::spawn_blocking(move || {
-        let mut stale = staging::stale_runs(&dir)?;
-        for instance in std::fs::read_dir(&dir)?.flatten() {
-            let copy = instance.path().join(RESTIC_COPY_DIR);
-            if copy.is_dir() {
-                stale.push(copy);
+/// Puts back what one job's journal says is still undone, while Marina keeps running: how a
+/// job whose task panicked is cleaned up (its own undo list died with it). Its helper and
+/// backend containers are removed by their own guards as the panic unwinds; their journal
+/// entries stay for the next start's sweep. Returns the names of the containers started again.
+pub async fn undo_job<R: Runtime>(
+    runtime: &R,
+    store: &Store,
+    job: JobId,
+) -> Result<Undone, StoreError> {
+    let entries = store
+        .pending_journal()
+        .await?
+        .into_iter()
+        .filter(|entry| entry.job_id == job && entry.kind != JournalKind::BackendContainer)
+        .collect();
+    replay(runtime, store, entries).await
+}
+
+/// What replaying journal entries did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Undone {
+    /// Containers started again (names).
+    pub restarted: Vec<String>,
+    /// Staging directories removed.
+    pub removed_dirs: usize,
+}
+
+/// Does the undo-work of journal `entries` (containers started, staging removed), resolving
+/// each entry that is done; failures stay pending for the next start.
+async fn replay<R: Runtime>(
+    runtime: &R,
+    store: &Store,
+    entries: Vec<JournalEntry>,
+) -> Result<Undone, StoreError> {
+    let mut undone = Undone::default();
+    for entry in entries {
+        let done = match entry.kind {
+            JournalKind::StoppedContainer => {
+                let action = UndoAction::StartContainer {
+                    id: entry.subject.clone(),
+                    name: entry.detail.clone(),
+                };
+                let done = perform(runtime, &action).await;
+                if done {
+                    undone.restarted.push(entry.detail.clone());
+                }
+                done
             }
-        }
-        Ok::<_, std::io::Error>(stale)
-    })
-    .await;
-    let stale = match stale {
-        Ok(Ok(stale)) => stale,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return 0,
-        Ok(Err(e)) => {
-            warn!(path = %staging_dir.display(), error = %e, "Could not look for stale staging directories.");
-            return 0;
-        }
-        Err(e) => {
-            warn!(error = %e, "Could not look for stale staging directories.");
-            return 0;
-        }
-    };
-    let mut removed = 0;
-    for path in stale {
-        match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => removed += 1,
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "Could not remove a stale staging directory; remove it by hand.");
+            JournalKind::StagingDir => {
+                let done = perform(
+                    runtime,
+                    &UndoAction::RemoveDir(entry.subject.clone().into()),
+                )
+                .await;
+                undone.removed_dirs += usize::from(done);
+                done
             }
+            // Removed with every other container carrying this Marina's owner label.
+            JournalKind::BackendContainer => true,
+        };
+        if done {
+            store.journal_resolve(entry.id, clock::now()).await?;
         }
     }
-    removed
+    Ok(undone)
 }

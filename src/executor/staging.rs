@@ -8,7 +8,8 @@
 //! `{timestamp}` is UTC `YYYYMMDDTHHMMSSZ`, so runs sort by name. Custom-image instances
 //! always get this layout; restic instances read volumes in place and stream dumps, and only
 //! fall back to a stable copy (`{stagingDir}/{instanceID}/restic/…`) when Marina cannot see a
-//! volume's data directly.
+//! volume's data directly. Every directory a job creates here is journaled first, so start-up
+//! recovery removes exactly its own leftovers (see [`super::recovery`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{DbKind, InstanceId, VolumePath};
 
-/// The directory under an instance's staging root that holds restic's stable copies; not a
-/// timestamp, so start-up cleanup tells them apart.
+/// The directory under an instance's staging root that holds restic's stable copies.
 pub const RESTIC_COPY_DIR: &str = "restic";
 
 /// The staging directories of one job run.
@@ -85,19 +85,6 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
     at.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// Whether a directory name is a run timestamp (so stale runs can be found at start-up).
-#[must_use]
-pub fn is_timestamp(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    bytes.len() == 16
-        && bytes[8] == b'T'
-        && bytes[15] == b'Z'
-        && bytes[..8]
-            .iter()
-            .chain(&bytes[9..15])
-            .all(u8::is_ascii_digit)
-}
-
 /// Whether anything under `path` holds at least one byte of content (SPEC §3.5). Stops at
 /// the first non-empty file; symlinks are not followed.
 pub fn has_content(path: &Path) -> io::Result<bool> {
@@ -147,31 +134,6 @@ pub fn content_size(path: &Path) -> io::Result<u64> {
         }
     }
     Ok(total)
-}
-
-/// Run directories left in `staging_dir` by a job that never finished (a crash): every
-/// `{stagingDir}/{instance}/{timestamp}` directory. Restic's stable copies are kept.
-pub fn stale_runs(staging_dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut stale = Vec::new();
-    let instances = match std::fs::read_dir(staging_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(stale),
-        Err(e) => return Err(e),
-    };
-    for instance in instances {
-        let instance = instance?;
-        if !instance.file_type()?.is_dir() {
-            continue;
-        }
-        for run in std::fs::read_dir(instance.path())? {
-            let run = run?;
-            if run.file_type()?.is_dir() && run.file_name().to_str().is_some_and(is_timestamp) {
-                stale.push(run.path());
-            }
-        }
-    }
-    stale.sort();
-    Ok(stale)
 }
 
 #[cfg(test)]
@@ -225,20 +187,6 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_recognised() {
-        assert!(is_timestamp("20270328T010203Z"));
-        for not in [
-            "restic",
-            "20270328T010203",
-            "2027032XT010203Z",
-            "20270328T010203Z1",
-            "",
-        ] {
-            assert!(!is_timestamp(not), "{not}");
-        }
-    }
-
-    #[test]
     fn content_means_a_non_empty_file_somewhere() {
         let dir = tempfile::tempdir().unwrap();
         assert!(!has_content(dir.path()).unwrap());
@@ -266,29 +214,5 @@ mod tests {
         assert_eq!(content_size(dir.path()).unwrap(), 7);
         assert_eq!(content_size(&dir.path().join("a/four")).unwrap(), 4);
         assert!(content_size(&dir.path().join("missing")).is_err());
-    }
-
-    #[test]
-    fn stale_runs_are_timestamp_directories_only() {
-        let dir = tempfile::tempdir().unwrap();
-        for path in [
-            "nightly/20270101T000000Z/vol",
-            "nightly/restic/vol/x",
-            "weekly/20270102T000000Z",
-            "weekly/notes",
-        ] {
-            std::fs::create_dir_all(dir.path().join(path)).unwrap();
-        }
-        std::fs::write(dir.path().join("stray-file"), "").unwrap();
-        let stale = stale_runs(dir.path()).unwrap();
-        let names: Vec<String> = stale
-            .iter()
-            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
-            .collect();
-        assert_eq!(
-            names,
-            ["nightly/20270101T000000Z", "weekly/20270102T000000Z"]
-        );
-        assert!(stale_runs(&dir.path().join("missing")).unwrap().is_empty());
     }
 }

@@ -33,12 +33,23 @@ impl Daemon {
     /// Like [`Daemon::start`], in a directory the test prepared (e.g. to restart Marina on
     /// the same job store).
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Self {
+        Self::start_in_with_env(dir, config, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables for the `marina` process.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_in_with_env(tempfile::tempdir().expect("temp dir"), config, env)
+    }
+
+    /// Like [`Daemon::start_in`], with extra environment variables for the `marina` process.
+    pub fn start_in_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Self {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, with_api(config, dir.path())).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marina"))
             .args(["run", "--config"])
             .arg(&config_path)
             .env("MARINA_LOG", "marina=debug,info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
