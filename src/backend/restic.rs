@@ -975,7 +975,11 @@ impl Restic {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // If the caller stops waiting (job aborted), restic must not live on.
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            // Out of Marina's process group: a terminal's Ctrl-C (SIGINT to the foreground
+            // group) reaches Marina alone, which then lets the job finish within
+            // `shutdownGrace` instead of restic dying mid-backup.
+            .process_group(0);
         command
     }
 

@@ -80,17 +80,24 @@ pub fn next_run_after(instance: &Instance, after: DateTime<Utc>) -> NextRun {
 }
 
 /// Whether the instance's schedule fired since its last success while Marina was not
-/// running it (SPEC §5). An instance that never succeeded has nothing to catch up: it is
-/// new, and its first run comes at its scheduled time.
+/// running it (SPEC §5). An instance that ran but never succeeded counts from its last run:
+/// a failure yesterday and no run since is a missed run too. An instance that never ran has
+/// nothing to catch up: it is new, and its first run comes at its scheduled time.
 fn missed_a_run(state: &State, instance: &Instance, now: DateTime<Utc>) -> bool {
     if !instance.catch_up {
         return false;
     }
-    let Some(last_success) = state.history.get(&instance.id).and_then(|h| h.last_success) else {
+    let Some(history) = state.history.get(&instance.id) else {
+        return false;
+    };
+    let Some(covered_until) = history
+        .last_success
+        .or(history.last_finished.map(|(at, _)| at))
+    else {
         return false;
     };
     instance
         .schedule
         .previous_at_or_before(&now.with_timezone(&instance.timezone))
-        .is_some_and(|previous| previous.to_utc() > last_success)
+        .is_some_and(|previous| previous.to_utc() > covered_until)
 }

@@ -330,6 +330,40 @@ async fn a_missed_run_is_caught_up_once_at_start_up() {
     assert!(s.orders().is_empty(), "caught up once, not again");
 }
 
+fn failed_at(at: &str) -> BTreeMap<InstanceId, History> {
+    BTreeMap::from([(
+        id("i0"),
+        History {
+            last_success: None,
+            last_finished: Some((utc(at), false)),
+        },
+    )])
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_that_never_succeeded_catches_up_a_missed_run() {
+    let mut s = Scenario::start("2027-01-05T12:00:00Z", failed_at("2027-01-03T02:10:00Z"));
+    s.send(config(&instances(1, "0 2 * * *", ""))).await;
+    s.send(listing()).await;
+    assert_eq!(
+        s.orders(),
+        [(
+            "i0".into(),
+            utc("2027-01-05T12:00:00.001Z"),
+            Trigger::CatchUp
+        )]
+    );
+
+    // Its last attempt came after the last scheduled time: nothing was missed.
+    let mut tried = Scenario::start("2027-01-05T12:00:00Z", failed_at("2027-01-05T02:10:00Z"));
+    tried.send(config(&instances(1, "0 2 * * *", ""))).await;
+    tried.send(listing()).await;
+    assert!(
+        tried.orders().is_empty(),
+        "the last scheduled run was tried"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_catch_up_when_recent_new_or_disabled() {
     let mut recent = Scenario::start("2027-01-05T12:00:00Z", succeeded_at("2027-01-05T02:10:00Z"));

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -50,6 +51,9 @@ impl Daemon {
             .arg(&config_path)
             .env("MARINA_LOG", "marina=debug,info")
             .envs(env.iter().copied())
+            // Its own process group, as a shell gives a foreground job: a signal to the group
+            // (a terminal's Ctrl-C) reaches Marina and whatever it did not move out of it.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -107,6 +111,37 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Sends `signal` (`TERM`, `INT`, …) to Marina alone.
+    pub fn signal(&self, signal: &str) {
+        send_signal(signal, &self.child.id().to_string());
+    }
+
+    /// Sends `signal` to Marina's whole process group, as a terminal's Ctrl-C does.
+    pub fn signal_group(&self, signal: &str) {
+        send_signal(signal, &format!("-{}", self.child.id()));
+    }
+
+    /// Waits up to `seconds` for Marina to exit; its exit status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, seconds: u64) -> Option<ExitStatus> {
+        for _ in 0..seconds * 20 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Hands back the directory of a Marina that has exited (it is killed if it has not), so
+    /// a new Marina can start on the same job store.
+    pub fn exited(mut self) -> tempfile::TempDir {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        self.dir.take().expect("the directory is still there")
+    }
+
     /// Kills Marina with SIGKILL (no clean-up at all, like a crash) and hands back its
     /// directory so a new Marina can start on the same job store.
     pub fn crash(mut self) -> tempfile::TempDir {
@@ -132,6 +167,9 @@ impl std::ops::DerefMut for Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -145,6 +183,14 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn send_signal(signal: &str, target: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), "--", target])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {target} failed");
 }
 
 /// Adds what every test daemon needs: a free loopback port, and (unless the config sets
