@@ -222,6 +222,16 @@ impl Store {
         .await
     }
 
+    /// Deletes a job that never started (still `scheduled`), such as the record of a run-now
+    /// request the reconciler refused. A job that has started is refused
+    /// ([`StoreError::Started`]): job history is never deleted.
+    pub async fn delete_job(&self, id: JobId) -> Result<()> {
+        self.write(format!("delete job {id}"), false, move |conn| {
+            sql::delete_job(conn, id)
+        })
+        .await
+    }
+
     /// Moves a job to `status`: `in_progress` sets `started_at` (once), a terminal status
     /// sets `completed_at`. `message` replaces the summary when given. Refuses transitions
     /// the lifecycle forbids ([`JobStatus::can_become`]). Returns the updated job.

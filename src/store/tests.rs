@@ -676,3 +676,35 @@ async fn writes_after_the_writer_stopped_fail_clearly() {
     store.append_log(LogLine::system(at(0), LogLevel::Info, "lost"));
     assert_eq!(store.lost_log_lines(), 1);
 }
+
+#[tokio::test]
+async fn only_a_job_that_never_started_can_be_deleted() {
+    let (store, _dir) = fresh().await;
+    let refused = store
+        .create_job(&instance("a"), "n", Trigger::Manual, at(0))
+        .await
+        .unwrap();
+    store.delete_job(refused.id).await.unwrap();
+    assert_eq!(store.job(refused.id).await.unwrap(), None);
+    let next = store
+        .create_job(&instance("a"), "n", Trigger::Manual, at(1))
+        .await
+        .unwrap();
+    assert_eq!(next.iid, 1, "a deleted last record frees its number");
+    store
+        .set_job_status(next.id, JobStatus::InProgress, None, at(2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_job(next.id).await,
+        Err(StoreError::Started {
+            status: JobStatus::InProgress,
+            ..
+        })
+    ));
+    assert!(store.job(next.id).await.unwrap().is_some());
+    assert!(matches!(
+        store.delete_job(JobId(999)).await,
+        Err(StoreError::NoSuchJob(JobId(999)))
+    ));
+}
