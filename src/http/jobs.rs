@@ -24,6 +24,10 @@ use crate::store::{
 /// Rows answered when the request names no limit.
 const DEFAULT_LIMIT: u32 = 100;
 
+/// Lines of a job's log answered when the request names no limit (Marina 0.9 answered the
+/// first 1000 too); a long log is read page by page with `afterId`.
+pub const DEFAULT_LOG_PAGE: u32 = 1000;
+
 /// The most rows one request may ask for.
 const MAX_LIMIT: u32 = 10_000;
 
@@ -207,9 +211,10 @@ pub async fn jobs(
     Ok(Json(jobs.into_iter().map(JobEntry::from).collect()))
 }
 
-/// `GET /api/logs/job/{jobId}?limit=&afterId=`: a job's log, oldest first. Without `afterId`
-/// the newest `limit` lines (all without `limit`); with it, the first `limit` lines after that
-/// line id.
+/// `GET /api/logs/job/{jobId}?limit=&afterId=`: a job's log, oldest first, one page of at
+/// most `limit` lines (default [`DEFAULT_LOG_PAGE`], as Marina 0.9): from the first line, or
+/// with `afterId` from the line after that one. A client pages through a long log by asking
+/// again with the last id it got until a page comes back short.
 pub async fn job_logs(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -232,14 +237,14 @@ pub async fn job_logs(
             format!("no job {id} on this node"),
         ));
     }
-    let logs = if let Some(after) = query.after_id {
-        let limit = query.limit();
-        state.store.job_logs_after(job, LogId(after), limit).await
-    } else {
-        let limit = query.limit.map(|l| l.clamp(1, MAX_LIMIT));
-        state.store.job_logs(job, limit).await
-    }
-    .map_err(|e| store_error(&e))?;
+    // Line ids start at 1, so "after 0" is the whole log from its start.
+    let after = LogId(query.after_id.unwrap_or(0));
+    let limit = query.limit.unwrap_or(DEFAULT_LOG_PAGE).clamp(1, MAX_LIMIT);
+    let logs = state
+        .store
+        .job_logs_after(job, after, limit)
+        .await
+        .map_err(|e| store_error(&e))?;
     Ok(Json(logs.into_iter().map(LogEntry::from).collect::<Vec<_>>()).into_response())
 }
 
