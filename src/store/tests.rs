@@ -752,7 +752,11 @@ async fn a_flood_of_lines_waits_for_room_and_every_line_is_stored() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(store.queued(), QUEUE_CAPACITY, "the queue stops at its bound");
+    assert_eq!(
+        store.queued(),
+        QUEUE_CAPACITY,
+        "the queue stops at its bound"
+    );
     assert!(
         sent.load(Ordering::Relaxed) < total,
         "the senders wait for room instead of queueing without limit"
@@ -766,7 +770,10 @@ async fn a_flood_of_lines_waits_for_room_and_every_line_is_stored() {
     assert_eq!(
         count(
             store.path(),
-            &format!("SELECT COUNT(DISTINCT message) FROM logs WHERE job_id = {}", job.id.0)
+            &format!(
+                "SELECT COUNT(DISTINCT message) FROM logs WHERE job_id = {}",
+                job.id.0
+            )
         ),
         i64::try_from(total).unwrap()
     );
