@@ -363,7 +363,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
     fn aliases_up_to_the_limit_are_expanded() {
         // One anchor of 10 nodes (the list and its items) aliased 1000 times: exactly the
         // limit.
-        let list = format!("[{}]", vec!["x"; 9].join(","));
+        let list = format!("[{}]", ["x"; 9].join(","));
         let aliases = vec!["*a"; 1000].join(",");
         let doc = parse(&format!(
             "a: &a {list}

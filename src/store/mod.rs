@@ -76,7 +76,7 @@ use crate::reconcile::state::History;
 
 /// Commands (log lines, writes, flushes) that may wait for the writer; past it, senders
 /// wait. One full batch of the writer, so a full queue is drained by one commit. At a few
-/// hundred bytes a line, a full queue holds a few MiB.
+/// hundred bytes a line, a full queue holds a few megabytes.
 pub const QUEUE_CAPACITY: usize = writer::MAX_BATCH;
 
 /// Idle read connections kept for reuse; more are opened when reads overlap.
