@@ -153,30 +153,36 @@ export async function job(root, params, ctx) {
     return found || null;
   }
 
+  // The API answers a job log a page at a time; a full page means more follow at once.
+  const LOG_PAGE = 1000;
+
   async function fetchLogs() {
-    const query = new URLSearchParams();
-    if (lastId !== null) query.set('afterId', lastId);
-    if (peerUrl) query.set('peer', peerUrl);
-    const suffix = query.toString() ? `?${query}` : '';
-    const batch = await api(`/api/logs/job/${encodeURIComponent(id)}${suffix}`);
-    if (ctx.signal.aborted) return;
-    const fresh = batch.filter((line) => !seen.has(line.id)).sort((a, b) => a.id - b.id);
-    if (!fresh.length) return;
-    const stick = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 40;
-    let newTarget = false;
-    for (const line of fresh) {
-      seen.add(line.id);
-      lines.push(line);
-      lastId = lastId === null ? line.id : Math.max(lastId, line.id);
-      if (line.targetId && !targets.has(line.targetId)) {
-        targets.add(line.targetId);
-        newTarget = true;
+    for (;;) {
+      const query = new URLSearchParams();
+      if (lastId !== null) query.set('afterId', lastId);
+      query.set('limit', LOG_PAGE);
+      if (peerUrl) query.set('peer', peerUrl);
+      const batch = await api(`/api/logs/job/${encodeURIComponent(id)}?${query}`);
+      if (ctx.signal.aborted) return;
+      const fresh = batch.filter((line) => !seen.has(line.id)).sort((a, b) => a.id - b.id);
+      if (!fresh.length) return;
+      const stick = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 40;
+      let newTarget = false;
+      for (const line of fresh) {
+        seen.add(line.id);
+        lines.push(line);
+        lastId = lastId === null ? line.id : Math.max(lastId, line.id);
+        if (line.targetId && !targets.has(line.targetId)) {
+          targets.add(line.targetId);
+          newTarget = true;
+        }
+        if (visible(line)) logBox.append(logLine(line));
       }
-      if (visible(line)) logBox.append(logLine(line));
+      if (newTarget) refreshTargets();
+      updateCount();
+      if (stick && current && !FINAL.has(current.status)) logBox.scrollTop = logBox.scrollHeight;
+      if (batch.length < LOG_PAGE) return;
     }
-    if (newTarget) refreshTargets();
-    updateCount();
-    if (stick && current && !FINAL.has(current.status)) logBox.scrollTop = logBox.scrollHeight;
   }
 
   async function poll() {

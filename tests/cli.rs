@@ -266,3 +266,28 @@ fn healthcheck_exits_0_when_the_daemon_answers_and_1_when_not() {
         stderr(&output)
     );
 }
+
+#[test]
+fn validate_refuses_a_billion_laughs_config_without_expanding_it() {
+    let file = fixture("billion-laughs.yml");
+    // Under a 1 GiB address-space limit: expanding the aliases (9^9 nodes) could not fit,
+    // so passing proves the document was refused before it took the memory.
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 1048576 && exec \"$0\" validate --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_marina"))
+        .arg(&file)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let expected = format!(
+        "{file}:6:8: invalid YAML: the document expands aliases into more than 10000 nodes; YAML anchors this deep are not supported"
+    );
+    assert!(
+        stdout(&output).contains(&expected) || stderr(&output).contains(&expected),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}

@@ -103,13 +103,21 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     Ok(builder.document)
 }
 
+/// The most nodes aliases may add to a document by copying what their anchors hold. Each
+/// alias is a copy, so nested anchors grow exponentially ("billion laughs": nine levels of
+/// nine aliases are 9^9 nodes from a few hundred bytes); a real config's shared settings
+/// stay far below this.
+pub const MAX_ALIAS_NODES: usize = 10_000;
+
 /// Folds the parser's events into a tree, resolving aliases and `<<` merge keys.
 #[derive(Default)]
 struct Builder {
     /// Open sequences and mappings, innermost last.
     stack: Vec<Frame>,
-    /// Finished anchored nodes, for aliases to copy.
-    anchors: HashMap<usize, Node>,
+    /// Finished anchored nodes with their node counts, for aliases to copy.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes added by aliases so far, bounded by [`MAX_ALIAS_NODES`].
+    alias_nodes: usize,
     document: Option<Node>,
     /// Documents seen so far: a config is exactly one.
     documents: usize,
@@ -122,6 +130,8 @@ struct Frame {
     anchor: usize,
     /// In a mapping, a key whose value has not arrived yet (events come key, value, key, …).
     pending_key: Option<Node>,
+    /// Nodes in this one so far, itself included: what an alias of it costs.
+    size: usize,
 }
 
 impl Builder {
@@ -152,7 +162,7 @@ impl Builder {
                         plain: style == ScalarStyle::Plain && tag.is_none(),
                     },
                 };
-                self.complete(node, anchor);
+                self.complete(node, anchor, 1);
             }
             Event::SequenceStart(anchor, ref tag) | Event::MappingStart(anchor, ref tag) => {
                 if tag.as_ref().is_some_and(|t| t.handle != "!!") {
@@ -167,40 +177,57 @@ impl Builder {
                     node: Node { position, value },
                     anchor,
                     pending_key: None,
+                    size: 1,
                 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(Frame {
-                    mut node, anchor, ..
+                    mut node,
+                    anchor,
+                    size,
+                    ..
                 }) = self.stack.pop()
                 {
                     if let Value::Mapping(entries) = &mut node.value {
                         resolve_merge_keys(entries);
                     }
-                    self.complete(node, anchor);
+                    self.complete(node, anchor, size);
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                let (node, size) = self.anchors.get(&id).ok_or_else(|| SyntaxError {
                     position,
                     message: "alias refers to an unknown anchor".into(),
                 })?;
-                self.complete(node, 0);
+                // Counted before copying, so an exponential document is refused before it
+                // takes the memory.
+                self.alias_nodes = self.alias_nodes.saturating_add(*size);
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(SyntaxError {
+                        position,
+                        message: format!(
+                            "the document expands aliases into more than {MAX_ALIAS_NODES} nodes; YAML anchors this deep are not supported"
+                        ),
+                    });
+                }
+                let (node, size) = (node.clone(), *size);
+                self.complete(node, 0, size);
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
         Ok(())
     }
 
-    /// Attaches a finished node to its parent (or makes it the document).
-    fn complete(&mut self, node: Node, anchor: usize) {
+    /// Attaches a finished node of `size` nodes to its parent (or makes it the document).
+    fn complete(&mut self, node: Node, anchor: usize, size: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         let Some(frame) = self.stack.last_mut() else {
             self.document = Some(node);
             return;
         };
+        frame.size = frame.size.saturating_add(size);
         match &mut frame.node.value {
             Value::Sequence(items) => items.push(node),
             Value::Mapping(entries) => match frame.pending_key.take() {
@@ -306,6 +333,59 @@ mod tests {
         let pairs: Vec<(&str, &str)> = item.iter().map(|(k, v)| (scalar(k), scalar(v))).collect();
         assert_eq!(pairs, [("y", "3"), ("x", "1")]);
         assert_eq!(entries[2].1.value, entries[0].1.value);
+    }
+
+    /// Nine levels of nine aliases each: 9^9 nodes if expanded.
+    const BILLION_LAUGHS: &str =
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+";
+
+    #[test]
+    fn exponential_aliases_are_refused_before_they_expand() {
+        let err = parse(BILLION_LAUGHS).unwrap_err();
+        assert_eq!(
+            err.message,
+            "the document expands aliases into more than 10000 nodes; YAML anchors this deep are not supported"
+        );
+        // The alias that crosses the limit: 9 + 9·10 + 9·91 + … passes 10 000 on line 5.
+        assert_eq!(err.position.line, 5, "{err:?}");
+    }
+
+    #[test]
+    fn aliases_up_to_the_limit_are_expanded() {
+        // One anchor of 10 nodes (the list and its items) aliased 1000 times: exactly the
+        // limit.
+        let list = format!("[{}]", ["x"; 9].join(","));
+        let aliases = vec!["*a"; 1000].join(",");
+        let doc = parse(&format!(
+            "a: &a {list}
+b: [{aliases}]
+"
+        ))
+        .unwrap()
+        .unwrap();
+        let Value::Mapping(entries) = &doc.value else {
+            panic!()
+        };
+        let Value::Sequence(items) = &entries[1].1.value else {
+            panic!()
+        };
+        assert_eq!(items.len(), 1000);
+        assert_eq!(items[999].value, entries[0].1.value);
+        let one_more = format!(
+            "a: &a {list}
+b: [{aliases},*a]
+"
+        );
+        assert!(parse(&one_more).is_err());
     }
 
     #[test]

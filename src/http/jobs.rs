@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::api::{ApiError, ApiPath, ApiQuery};
@@ -15,13 +16,17 @@ use super::{AppState, peers};
 use crate::clock;
 use crate::model::InstanceId;
 use crate::reconcile::queue::Trigger;
-use crate::reconcile::{Command, Message};
+use crate::reconcile::{Command, Message, Reply, TriggerAnswer};
 use crate::store::{
     JobFilter, JobId, JobRecord, JobStatus, LogId, LogLevel, LogRecord, StoreError,
 };
 
 /// Rows answered when the request names no limit.
 const DEFAULT_LIMIT: u32 = 100;
+
+/// Lines of a job's log answered when the request names no limit (Marina 0.9 answered the
+/// first 1000 too); a long log is read page by page with `afterId`.
+pub const DEFAULT_LOG_PAGE: u32 = 1000;
 
 /// The most rows one request may ask for.
 const MAX_LIMIT: u32 = 10_000;
@@ -206,9 +211,10 @@ pub async fn jobs(
     Ok(Json(jobs.into_iter().map(JobEntry::from).collect()))
 }
 
-/// `GET /api/logs/job/{jobId}?limit=&afterId=`: a job's log, oldest first. Without `afterId`
-/// the newest `limit` lines (all without `limit`); with it, the first `limit` lines after that
-/// line id.
+/// `GET /api/logs/job/{jobId}?limit=&afterId=`: a job's log, oldest first, one page of at
+/// most `limit` lines (default [`DEFAULT_LOG_PAGE`], as Marina 0.9): from the first line, or
+/// with `afterId` from the line after that one. A client pages through a long log by asking
+/// again with the last id it got until a page comes back short.
 pub async fn job_logs(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
@@ -231,14 +237,14 @@ pub async fn job_logs(
             format!("no job {id} on this node"),
         ));
     }
-    let logs = if let Some(after) = query.after_id {
-        let limit = query.limit();
-        state.store.job_logs_after(job, LogId(after), limit).await
-    } else {
-        let limit = query.limit.map(|l| l.clamp(1, MAX_LIMIT));
-        state.store.job_logs(job, limit).await
-    }
-    .map_err(|e| store_error(&e))?;
+    // Line ids start at 1, so "after 0" is the whole log from its start.
+    let after = LogId(query.after_id.unwrap_or(0));
+    let limit = query.limit.unwrap_or(DEFAULT_LOG_PAGE).clamp(1, MAX_LIMIT);
+    let logs = state
+        .store
+        .job_logs_after(job, after, limit)
+        .await
+        .map_err(|e| store_error(&e))?;
     Ok(Json(logs.into_iter().map(LogEntry::from).collect::<Vec<_>>()).into_response())
 }
 
@@ -354,71 +360,96 @@ pub async fn system_logs(
 }
 
 /// `POST /api/instances/{id}/backup`: `202 {jobId}`; `404` for an unknown instance, `409`
-/// when it is already running or queued.
+/// when it is already running or queued. The reconciler decides, not the snapshot: of
+/// concurrent requests exactly one is accepted.
 pub async fn trigger(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let snapshot = state.snapshot();
-    let Some(instance) = snapshot.instance(&id) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no instance `{id}` is configured on this node"),
-        ));
+    let Ok(instance) = InstanceId::parse(&id) else {
+        return Err(not_configured(&id));
     };
-    if instance.running || instance.queued.is_some() {
-        let what = if instance.running {
-            "running"
-        } else {
-            "queued"
-        };
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("instance `{id}` is already {what}; wait for it to finish"),
-        ));
-    }
     if state.shutdown.is_cancelled() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Marina is shutting down",
-        ));
+        return Err(shutting_down());
     }
-    if !snapshot.ready {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Marina has not listed Docker yet; try again in a moment",
-        ));
-    }
+    // Its own task, so a client hanging up mid-request cannot cut it off between creating
+    // the record and deleting a refused one.
+    tokio::spawn(run_now(state, instance)).await.map_err(|e| {
+        warn!(instance = %id, error = %e, "A run-now request failed unexpectedly.");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request failed; see Marina's log",
+        )
+    })?
+}
+
+/// Creates the job record, asks the reconciler, and deletes the record when refused.
+///
+/// The record comes first because the 202 must carry its id, and a run the reconciler
+/// accepted may start at once: the executor then needs the record already, or it would make
+/// a second one. A refused request's record never reached the queue or the executor, so
+/// nothing else can touch it and deleting it leaves no trace (its `iid` is free again unless
+/// a concurrent request took the next one).
+async fn run_now(
+    state: AppState,
+    instance: InstanceId,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let job = state
         .store
         .create_job(
-            &instance.id,
-            &snapshot.node_name,
+            &instance,
+            &state.snapshot().node_name,
             Trigger::Manual,
             clock::now(),
         )
         .await
         .map_err(|e| store_error(&e))?;
+    let (reply, answer) = oneshot::channel();
     let command = Command::Trigger {
-        instance: instance.id.clone(),
+        instance: instance.clone(),
         job: Some(job.id),
+        reply: Some(Reply(reply)),
     };
-    if state.inbox.send(Message::Command(command)).await.is_err() {
-        let reason = Some("Marina shut down before the job started".to_owned());
-        if let Err(e) = state
-            .store
-            .set_job_status(job.id, JobStatus::Aborted, reason, clock::now())
-            .await
-        {
-            warn!(job = %job.id, error = %e, "Could not close a job that will not run.");
-        }
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Marina is shutting down",
+    // No answer means the reconciler stopped before reading the request.
+    let answer = match state.inbox.send(Message::Command(command)).await {
+        Ok(()) => answer.await.ok(),
+        Err(_) => None,
+    };
+    if answer == Some(TriggerAnswer::Accepted) {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "jobId": job.id.0, "iid": job.iid })),
         ));
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "jobId": job.id.0, "iid": job.iid })),
-    ))
+    if let Err(e) = state.store.delete_job(job.id).await {
+        warn!(instance = %instance, job = %job.id, error = %e, "Could not delete the record of a refused run-now request.");
+    }
+    let id = instance.as_str();
+    Err(match answer {
+        Some(TriggerAnswer::Running) => ApiError::new(
+            StatusCode::CONFLICT,
+            format!("instance `{id}` is already running; wait for it to finish"),
+        ),
+        Some(TriggerAnswer::Queued) => ApiError::new(
+            StatusCode::CONFLICT,
+            format!("instance `{id}` is already queued; wait for it to finish"),
+        ),
+        Some(TriggerAnswer::NotConfigured) => not_configured(id),
+        Some(TriggerAnswer::NotReady) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Marina has not listed Docker yet; try again in a moment",
+        ),
+        Some(TriggerAnswer::Accepted) | None => shutting_down(),
+    })
+}
+
+fn not_configured(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no instance `{id}` is configured on this node"),
+    )
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Marina is shutting down")
 }

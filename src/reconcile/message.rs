@@ -1,14 +1,18 @@
 //! The reconciler's inbox: everything that happens reaches the one writer of the state as a
 //! message. Sources (Docker watch, config watch, API) only translate; they never decide.
 
+use std::fmt;
 use std::sync::Arc;
+
+use tokio::sync::oneshot;
 
 use crate::config::{Config, Diagnostic};
 use crate::model::{InstanceId, InventoryChange};
 use crate::store::JobId;
 
-/// One thing that happened.
-#[derive(Debug, Clone)]
+/// One thing that happened. Not `Clone`: a command may carry the one reply channel its
+/// caller waits on.
+#[derive(Debug)]
 pub enum Message {
     /// Docker reported a change (or a complete listing).
     Inventory(InventoryChange),
@@ -36,13 +40,41 @@ pub enum Message {
 }
 
 /// Requests from operators (API, CLI).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Command {
-    /// Back up this instance now.
+    /// Back up this instance now, unless it is already running or queued. The reconciler
+    /// decides and answers on `reply`, so that of two concurrent requests exactly one wins.
     Trigger {
         /// Which instance.
         instance: InstanceId,
-        /// The job record the API already created (and answered with).
+        /// The job record the API created for this request. Accepted, the run takes it
+        /// over; refused, it stays the caller's (who deletes it).
         job: Option<JobId>,
+        /// Where the decision goes; `None` when nobody waits for it.
+        reply: Option<Reply>,
     },
+}
+
+/// The reconciler's answer to [`Command::Trigger`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerAnswer {
+    /// Queued; the job record (if any) now belongs to the run.
+    Accepted,
+    /// A job of the instance is running.
+    Running,
+    /// A run of the instance already waits in the queue.
+    Queued,
+    /// No instance of that id is configured.
+    NotConfigured,
+    /// Marina has not seen a config and a complete Docker listing yet.
+    NotReady,
+}
+
+/// The channel a [`Command::Trigger`] is answered on.
+pub struct Reply(pub oneshot::Sender<TriggerAnswer>);
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reply")
+    }
 }

@@ -23,6 +23,6 @@ mod scenarios;
 
 pub use controller::{Controller, JobOrder, Order};
 pub use decide::reconcile;
-pub use message::{Command, Message};
+pub use message::{Command, Message, Reply, TriggerAnswer};
 pub use snapshot::Snapshot;
 pub use state::State;

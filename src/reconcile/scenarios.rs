@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::queue::Trigger;
 use super::state::History;
-use super::{Controller, Message, Order, Snapshot, State};
+use super::{Controller, Message, Order, Reply, Snapshot, State, TriggerAnswer};
 use crate::clock::Clock;
 use crate::config::{self, Environment};
 use crate::metrics::Metrics;
@@ -443,6 +443,7 @@ async fn a_manual_trigger_queues_now() {
     s.send(Message::Command(super::Command::Trigger {
         instance: id("i0"),
         job: None,
+        reply: None,
     }))
     .await;
     assert_eq!(
@@ -456,7 +457,68 @@ async fn a_manual_trigger_queues_now() {
     s.send(Message::Command(super::Command::Trigger {
         instance: id("unknown"),
         job: None,
+        reply: None,
     }))
     .await;
     assert!(s.orders().is_empty());
+}
+
+/// Sends a run-now request without letting the controller run, so that several land in one
+/// batch; returns where its answer comes.
+fn request_run(s: &Scenario, instance: &str) -> tokio::sync::oneshot::Receiver<TriggerAnswer> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    s.inbox
+        .try_send(Message::Command(super::Command::Trigger {
+            instance: id(instance),
+            job: None,
+            reply: Some(Reply(reply)),
+        }))
+        .unwrap();
+    answer
+}
+
+#[tokio::test(start_paused = true)]
+async fn of_concurrent_run_now_requests_the_reconciler_accepts_exactly_one() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(config(&instances(1, "0 3 * * *", ""))).await;
+    s.send(listing()).await;
+    // Ten requests waiting in the inbox together, as concurrent API calls would be.
+    let answers: Vec<_> = (0..10).map(|_| request_run(&s, "i0")).collect();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let mut got = Vec::new();
+    for answer in answers {
+        got.push(answer.await.unwrap());
+    }
+    assert_eq!(got[0], TriggerAnswer::Accepted);
+    assert!(
+        got[1..].iter().all(|a| *a == TriggerAnswer::Queued),
+        "{got:?}"
+    );
+    assert_eq!(s.orders().len(), 1, "exactly one run is ordered");
+    // Running now: still refused, until it finished.
+    let running = request_run(&s, "i0");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(running.await.unwrap(), TriggerAnswer::Running);
+    s.send(Message::JobFinished {
+        instance: id("i0"),
+        succeeded: true,
+    })
+    .await;
+    let again = request_run(&s, "i0");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(again.await.unwrap(), TriggerAnswer::Accepted);
+    let unknown = request_run(&s, "unknown");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(unknown.await.unwrap(), TriggerAnswer::NotConfigured);
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_now_before_the_first_listing_is_refused() {
+    let mut s = Scenario::start("2027-01-01T00:00:30Z", BTreeMap::new());
+    s.send(config(&instances(1, "0 3 * * *", ""))).await;
+    let answer = request_run(&s, "i0");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(answer.await.unwrap(), TriggerAnswer::NotReady);
+    s.send(listing()).await;
+    assert!(s.orders().is_empty(), "a refused request queues nothing");
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::graph::{self, Graph};
-use super::message::{Command, Message};
+use super::message::{Command, Message, Reply, TriggerAnswer};
 use super::queue::{Queued, Trigger, WorkQueue};
 use crate::config::{Config, Diagnostic, Instance};
 use crate::model::{InstanceId, Inventory, InventoryChange, TargetId};
@@ -173,18 +173,11 @@ impl State {
                     diagnostics,
                 });
             }
-            Message::Command(Command::Trigger { instance, job }) => {
-                if self.instances.contains_key(&instance) {
-                    let queued = Queued {
-                        job,
-                        ..Queued::new(now, Trigger::Manual)
-                    };
-                    self.enqueue(instance, queued);
-                } else if let Some(job) = job {
-                    self.orphaned_jobs
-                        .push((job, "the instance is no longer configured"));
-                }
-            }
+            Message::Command(Command::Trigger {
+                instance,
+                job,
+                reply,
+            }) => self.apply_trigger(instance, job, reply, now),
             Message::JobFinished {
                 instance,
                 succeeded,
@@ -196,6 +189,56 @@ impl State {
                     history.last_success = Some(now);
                 }
             }
+        }
+    }
+
+    /// Decides a run-now request. Only here, in the single writer, is it known for certain
+    /// whether the instance runs or waits: two requests in one batch see each other.
+    #[must_use]
+    pub fn trigger(
+        &mut self,
+        instance: InstanceId,
+        job: Option<JobId>,
+        now: DateTime<Utc>,
+    ) -> TriggerAnswer {
+        let answer = if !self.instances.contains_key(&instance) {
+            TriggerAnswer::NotConfigured
+        } else if !self.is_ready() {
+            TriggerAnswer::NotReady
+        } else if self.queue.is_running(&instance) {
+            TriggerAnswer::Running
+        } else if self.queue.waiting(&instance).is_some() {
+            TriggerAnswer::Queued
+        } else {
+            TriggerAnswer::Accepted
+        };
+        if answer == TriggerAnswer::Accepted {
+            let queued = Queued {
+                job,
+                ..Queued::new(now, Trigger::Manual)
+            };
+            self.enqueue(instance, queued);
+        }
+        answer
+    }
+
+    fn apply_trigger(
+        &mut self,
+        instance: InstanceId,
+        job: Option<JobId>,
+        reply: Option<Reply>,
+        now: DateTime<Utc>,
+    ) {
+        let answer = self.trigger(instance, job, now);
+        let delivered = reply.is_some_and(|Reply(reply)| reply.send(answer).is_ok());
+        // A refused request's record is its caller's to delete; when nobody heard the
+        // refusal, nobody will, so have it closed rather than left `scheduled`.
+        if answer != TriggerAnswer::Accepted
+            && !delivered
+            && let Some(job) = job
+        {
+            self.orphaned_jobs
+                .push((job, "the run-now request was refused"));
         }
     }
 

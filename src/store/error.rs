@@ -66,6 +66,14 @@ pub enum StoreError {
     /// The job does not exist.
     #[error("job {0} does not exist in the job store")]
     NoSuchJob(JobId),
+    /// Only a job that never started may be deleted; this one has.
+    #[error("job {job} is {status}, not scheduled: a job that has started is never deleted")]
+    Started {
+        /// The job.
+        job: JobId,
+        /// Its recorded status.
+        status: JobStatus,
+    },
     /// The journal entry does not exist.
     #[error("journal entry {0} does not exist in the job store")]
     NoSuchJournalEntry(JournalId),

@@ -34,10 +34,13 @@ const STORE_TARGET: &str = "marina::store";
 /// It sees only events the subscriber's filters let through: with a global `info` filter,
 /// DEBUG lines of jobs are not stored; give the console layer its own filter
 /// (`fmt::layer().with_filter(env_filter)`) to store them. Events of targets starting with
-/// `marina::store` are ignored.
+/// `marina::store`, and any event on the store's writer thread, are ignored.
+///
+/// Logging waits (back-pressure) while the store's queue is full, so no line is lost and
+/// memory stays bounded even when a backend outpaces the disk.
 #[derive(Debug, Clone)]
 pub struct LogLayer {
-    /// Where lines go; `append_log` never blocks, so neither does logging.
+    /// Where lines go; `append_log` waits only while the store's queue is full.
     store: Store,
 }
 
@@ -200,7 +203,9 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let metadata = event.metadata();
-        if metadata.target().starts_with(STORE_TARGET) {
+        // The writer thread's own events stay on the console: it must never wait on its own
+        // queue.
+        if metadata.target().starts_with(STORE_TARGET) || super::writer::on_writer_thread() {
             return;
         }
         let Some(level) = level_of(*metadata.level()) else {

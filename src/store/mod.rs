@@ -6,8 +6,10 @@
 //! - **One writer.** A dedicated thread owns the only write connection and takes commands
 //!   from a channel. It commits whatever has queued up in one transaction, so log lines are
 //!   cheap (DEPENDENCIES.md measured ~900k lines/s this way) and a lone write is committed at
-//!   once. [`Store::append_log`] never blocks and never waits; [`Store::flush`] waits until
-//!   everything sent before it is committed. Writes a caller depends on (creating a job,
+//!   once. The channel is bounded ([`QUEUE_CAPACITY`] commands): when a chatty backend
+//!   outpaces the disk, [`Store::append_log`] waits for room instead of dropping the line or
+//!   growing memory without limit. [`Store::flush`] waits until everything sent before it is
+//!   committed. Writes a caller depends on (creating a job,
 //!   changing its status, the journal) return only after their commit.
 //! - **Many readers.** Reads run on read-only connections from a small pool, on tokio's
 //!   blocking threads; WAL mode lets them run while the writer commits.
@@ -50,7 +52,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
@@ -72,6 +74,11 @@ use crate::model::InstanceId;
 use crate::reconcile::queue::Trigger;
 use crate::reconcile::state::History;
 
+/// Commands (log lines, writes, flushes) that may wait for the writer; past it, senders
+/// wait. One full batch of the writer, so a full queue is drained by one commit. At a few
+/// hundred bytes a line, a full queue holds a few megabytes.
+pub const QUEUE_CAPACITY: usize = writer::MAX_BATCH;
+
 /// Idle read connections kept for reuse; more are opened when reads overlap.
 const IDLE_READERS: usize = 4;
 
@@ -86,9 +93,13 @@ pub struct Store {
 struct Inner {
     /// `dbPath`, for error messages and read connections.
     path: Arc<Path>,
-    /// The writer's inbox. Unbounded so that logging never blocks a task or a thread; the
-    /// writer drains far faster than Marina logs.
-    commands: mpsc::Sender<Command>,
+    /// The writer's inbox, bounded by [`QUEUE_CAPACITY`]: a full one makes senders wait
+    /// (back-pressure) rather than lose lines or grow. Blocking a sender, even a tokio
+    /// worker, cannot deadlock: the writer thread never needs the runtime, and its own
+    /// events are never sent here ([`writer::on_writer_thread`]).
+    commands: mpsc::SyncSender<Command>,
+    /// Commands sent and not yet taken by the writer (a lower bound while sends race).
+    queued: Arc<AtomicI64>,
     /// Idle read-only connections.
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Log lines that could not be stored after retries (for metrics and the operator).
@@ -120,18 +131,20 @@ impl Store {
     /// and upgrading the schema. Fails if the file comes from a newer Marina.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path: Arc<Path> = Arc::from(path.as_ref());
-        let (commands, inbox) = mpsc::channel();
+        let (commands, inbox) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let queued = Arc::new(AtomicI64::new(0));
         let (ready, opened) = oneshot::channel();
         let lost_lines = Arc::new(AtomicU64::new(0));
         let writer = {
             let thread_path = Arc::clone(&path);
             let lost = Arc::clone(&lost_lines);
+            let depth = Arc::clone(&queued);
             std::thread::Builder::new()
                 .name("marina-store".to_owned())
                 .spawn(move || match schema::open_writer(&thread_path) {
                     Ok(conn) => {
                         if ready.send(Ok(())).is_ok() {
-                            writer::run(conn, &inbox, &thread_path, &lost);
+                            writer::run(conn, &inbox, &thread_path, &lost, &depth);
                         }
                     }
                     Err(e) => {
@@ -146,6 +159,7 @@ impl Store {
         let inner = Inner {
             path: Arc::clone(&path),
             commands,
+            queued,
             readers: Arc::new(Mutex::new(Vec::new())),
             lost_lines,
             writer: Some(writer),
@@ -177,12 +191,19 @@ impl Store {
         self.inner.lost_lines.load(Ordering::Relaxed)
     }
 
+    /// Commands waiting for the writer right now; never more than [`QUEUE_CAPACITY`].
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        usize::try_from(self.inner.queued.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
     // ----- writes -----
 
-    /// Stores a log line, batched with others. Never blocks; the line is committed within
-    /// milliseconds, and [`flush`](Self::flush) waits for it.
+    /// Stores a log line, batched with others; the line is committed within milliseconds,
+    /// and [`flush`](Self::flush) waits for it. Returns at once unless [`QUEUE_CAPACITY`]
+    /// commands already wait; then it waits for room (back-pressure), so no line is lost.
     pub fn append_log(&self, line: LogLine) {
-        if self.inner.commands.send(Command::Log(line)).is_err() {
+        if self.send(Command::Log(line)).is_err() {
             self.inner.lost_lines.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -219,6 +240,16 @@ impl Store {
             false,
             move |conn| sql::create_job(conn, &instance, &node, trigger, now),
         )
+        .await
+    }
+
+    /// Deletes a job that never started (still `scheduled`), such as the record of a run-now
+    /// request the reconciler refused. A job that has started is refused
+    /// ([`StoreError::Started`]): job history is never deleted.
+    pub async fn delete_job(&self, id: JobId) -> Result<()> {
+        self.write(format!("delete job {id}"), false, move |conn| {
+            sql::delete_job(conn, id)
+        })
         .await
     }
 
@@ -402,11 +433,16 @@ impl Store {
         }
     }
 
+    /// Queues `command`, waiting while the queue is full.
     fn send(&self, command: Command) -> Result<()> {
         self.inner
             .commands
             .send(command)
-            .map_err(|_| self.writer_gone())
+            .map_err(|_| self.writer_gone())?;
+        // Counted after the send (the writer subtracts after its receive), so the count
+        // never overstates the queue.
+        self.inner.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Runs `op` on the writer thread inside its batch transaction and waits for the commit.

@@ -177,6 +177,23 @@ pub(crate) fn create_job(
     job(conn, id)?.ok_or(Failure::Store(StoreError::NoSuchJob(id)))
 }
 
+/// Deletes a job that is still `scheduled` and has nothing attached (no log line, no journal
+/// entry): a record made for a request that was then refused.
+pub(crate) fn delete_job(conn: &Connection, id: JobId) -> Sql<()> {
+    let current = job(conn, id)?.ok_or(StoreError::NoSuchJob(id))?;
+    if current.status != JobStatus::Scheduled {
+        return Err(StoreError::Started {
+            job: id,
+            status: current.status,
+        }
+        .into());
+    }
+    // Lines logged about the request stay, as system lines.
+    conn.execute("UPDATE logs SET job_id = NULL WHERE job_id = ?1", [id.0])?;
+    conn.execute("DELETE FROM jobs WHERE id = ?1", [id.0])?;
+    Ok(())
+}
+
 pub(crate) fn set_job_status(
     conn: &Connection,
     id: JobId,

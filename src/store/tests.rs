@@ -676,3 +676,127 @@ async fn writes_after_the_writer_stopped_fail_clearly() {
     store.append_log(LogLine::system(at(0), LogLevel::Info, "lost"));
     assert_eq!(store.lost_log_lines(), 1);
 }
+
+#[tokio::test]
+async fn only_a_job_that_never_started_can_be_deleted() {
+    let (store, _dir) = fresh().await;
+    let refused = store
+        .create_job(&instance("a"), "n", Trigger::Manual, at(0))
+        .await
+        .unwrap();
+    store.delete_job(refused.id).await.unwrap();
+    assert_eq!(store.job(refused.id).await.unwrap(), None);
+    let next = store
+        .create_job(&instance("a"), "n", Trigger::Manual, at(1))
+        .await
+        .unwrap();
+    assert_eq!(next.iid, 1, "a deleted last record frees its number");
+    store
+        .set_job_status(next.id, JobStatus::InProgress, None, at(2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_job(next.id).await,
+        Err(StoreError::Started {
+            status: JobStatus::InProgress,
+            ..
+        })
+    ));
+    assert!(store.job(next.id).await.unwrap().is_some());
+    assert!(matches!(
+        store.delete_job(JobId(999)).await,
+        Err(StoreError::NoSuchJob(JobId(999)))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_lines_waits_for_room_and_every_line_is_stored() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = QUEUE_CAPACITY;
+    let (store, _dir) = fresh().await;
+    let job = store
+        .create_job(&instance("a"), "n", Trigger::Manual, at(0))
+        .await
+        .unwrap();
+    // Hold the writer inside a write, as a slow disk would, so the queue fills up.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let stuck = store.clone();
+    let blocked_write = tokio::spawn(async move {
+        stuck
+            .write("wait for the test".to_owned(), false, move |_| {
+                let _ = held.recv();
+                Ok(())
+            })
+            .await
+    });
+    let sent = Arc::new(AtomicU64::new(0));
+    let floods: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (store, sent) = (store.clone(), Arc::clone(&sent));
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    let line = LogLine::job(at(0), job.id, LogLevel::Info, format!("t{t} {i}"));
+                    store.append_log(line);
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let total = u64::try_from(THREADS * PER_THREAD).unwrap();
+    // The senders fill the queue to its bound and then wait; they never get further while
+    // the writer is held.
+    for _ in 0..400 {
+        if store.queued() >= QUEUE_CAPACITY {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        store.queued(),
+        QUEUE_CAPACITY,
+        "the queue stops at its bound"
+    );
+    assert!(
+        sent.load(Ordering::Relaxed) < total,
+        "the senders wait for room instead of queueing without limit"
+    );
+    release.send(()).unwrap();
+    for flood in floods {
+        flood.join().unwrap();
+    }
+    blocked_write.await.unwrap().unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(
+        count(
+            store.path(),
+            &format!(
+                "SELECT COUNT(DISTINCT message) FROM logs WHERE job_id = {}",
+                job.id.0
+            )
+        ),
+        i64::try_from(total).unwrap()
+    );
+    assert_eq!(store.lost_log_lines(), 0);
+    assert!(store.queued() <= QUEUE_CAPACITY);
+}
+
+#[tokio::test]
+async fn events_on_the_writer_thread_are_never_queued_for_it() {
+    let (store, _dir) = fresh().await;
+    let subscriber = tracing_subscriber::registry().with(LogLayer::new(store.clone()));
+    let dispatch = tracing::Dispatch::new(subscriber);
+    // An event from inside a write runs on the writer thread; with a full queue, storing it
+    // would wait for room only the writer can make.
+    store
+        .write("log from the writer".to_owned(), false, move |_| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::info!(target: "marina::elsewhere", "Said on the writer thread.");
+            });
+            Ok(())
+        })
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(count(store.path(), "SELECT COUNT(*) FROM logs"), 0);
+}

@@ -6,9 +6,10 @@
 //! forbidden transition) does not undo its neighbours. Replies are sent only after the
 //! commit, so a caller that got `Ok` knows the change is in the file.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
@@ -21,7 +22,18 @@ use super::types::LogLine;
 
 /// The most commands committed in one transaction: large enough to amortise the commit,
 /// small enough that a flush or a journal write never waits behind a huge transaction.
-const MAX_BATCH: usize = 8192;
+pub(crate) const MAX_BATCH: usize = 8192;
+
+thread_local! {
+    /// Set on the writer thread. Its own events must never be queued for itself: with the
+    /// queue full it would wait for room only it can make.
+    static ON_WRITER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is the store's writer.
+pub(crate) fn on_writer_thread() -> bool {
+    ON_WRITER.with(Cell::get)
+}
 
 /// Pauses before retrying log lines whose batch failed to commit (disk full, I/O error).
 const RETRY_PAUSES: [Duration; 3] = [
@@ -118,7 +130,9 @@ pub(crate) fn run(
     commands: &Receiver<Command>,
     path: &Path,
     lost: &AtomicU64,
+    queued: &AtomicI64,
 ) {
+    ON_WRITER.with(|on| on.set(true));
     let mut stop = false;
     while !stop {
         let Ok(first) = commands.recv() else { break };
@@ -129,6 +143,10 @@ pub(crate) fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        queued.fetch_sub(
+            i64::try_from(batch.len()).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         stop = commit_batch(&mut conn, batch, path, lost);
     }
     // Fold the WAL back into the main file so a copied database file is complete.

@@ -155,11 +155,28 @@ impl Api {
             .clone()
     }
 
+    /// Every log line of job `id`, oldest first, read page by page with `afterId`.
+    pub async fn job_log_entries(&self, id: i64) -> Vec<serde_json::Value> {
+        let mut entries: Vec<serde_json::Value> = Vec::new();
+        loop {
+            let path = match entries.last() {
+                Some(last) => format!("/api/logs/job/{id}?afterId={}", last["id"]),
+                None => format!("/api/logs/job/{id}"),
+            };
+            let page = self.get(&path).await;
+            let page = page.as_array().expect("log lines").clone();
+            let full = page.len() >= 1000;
+            entries.extend(page);
+            if !full {
+                return entries;
+            }
+        }
+    }
+
     /// The log lines of job `id`, as `level message` strings.
     pub async fn job_log(&self, id: i64) -> Vec<String> {
-        let logs = self.get(&format!("/api/logs/job/{id}")).await;
-        logs.as_array()
-            .expect("log lines")
+        self.job_log_entries(id)
+            .await
             .iter()
             .map(|l| {
                 format!(
