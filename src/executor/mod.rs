@@ -11,6 +11,7 @@
 //! - [`locks`] — one volume is staged by one job at a time.
 //! - [`checked`] — a dump stream that fails at its end when the dump tool failed.
 
+pub mod beneath;
 pub mod checked;
 pub mod job;
 pub mod locks;
