@@ -23,6 +23,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::beneath;
 use super::checked::CheckedDump;
 use super::locks::VolumeLocks;
+use super::probe::{self, DbProbes};
 use super::staging::{self, RESTIC_COPY_DIR, RunLayout};
 use super::undo::{Undo, UndoAction};
 use crate::backend::format_bytes;
@@ -68,6 +69,8 @@ pub struct JobContext<R> {
     pub undo: Undo,
     /// Where targets' results and bytes are counted.
     pub metrics: Metrics,
+    /// Database kinds found from the dump tools in containers whose image says nothing.
+    pub probes: DbProbes,
 }
 
 /// How one target went.
@@ -267,10 +270,9 @@ async fn restic_target<R: Runtime + 'static>(
             .await
         }
         (TargetKind::Db { dump_args, .. }, Some(Found::Container(container))) => {
-            let Some(kind) = target.db_kind else {
-                return TargetOutcome::Failed(
-                    "the database kind is unknown; set dbKind or the db label".into(),
-                );
+            let kind = match db_kind(ctx, target, &container.id, &container.name).await {
+                Ok(kind) => kind,
+                Err(reason) => return TargetOutcome::Failed(reason),
             };
             with_hooks(ctx, target, || async {
                 // A stream is read once: the repository must be open before the dump starts.
@@ -572,10 +574,9 @@ async fn stage_target<R: Runtime + 'static>(
             .await
         }
         (TargetKind::Db { dump_args, .. }, Some(Found::Container(container))) => {
-            let Some(kind) = target.db_kind else {
-                return TargetOutcome::Failed(
-                    "the database kind is unknown; set dbKind or the db label".into(),
-                );
+            let kind = match db_kind(ctx, target, &container.id, &container.name).await {
+                Ok(kind) => kind,
+                Err(reason) => return TargetOutcome::Failed(reason),
             };
             with_hooks(ctx, target, || async {
                 dump_to_file(
@@ -715,6 +716,20 @@ async fn run_backend<R: Runtime + 'static>(
 
 // ---------------------------------------------------------------------------------------
 // steps shared by both backends
+
+/// The kind of a database target: as configured or detected from the image name, else found
+/// from the dump tools in the container (once per container).
+async fn db_kind<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    target: &Target,
+    id: &str,
+    name: &str,
+) -> Result<DbKind, String> {
+    match target.db_kind {
+        Some(kind) => Ok(kind),
+        None => probe::db_kind(&*ctx.runtime, &ctx.probes, id, name).await,
+    }
+}
 
 /// Why a target cannot be backed up now, if it cannot.
 fn not_ready(target: &Target) -> Option<String> {

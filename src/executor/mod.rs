@@ -15,6 +15,7 @@ pub mod beneath;
 pub mod checked;
 pub mod job;
 pub mod locks;
+pub mod probe;
 pub mod recovery;
 pub mod staging;
 pub mod undo;
@@ -51,6 +52,9 @@ pub struct Executor<R> {
     owner: String,
     /// Where jobs and targets are counted.
     metrics: Metrics,
+    /// Database kinds found by looking for dump tools, by container id, so each container
+    /// is probed once.
+    probes: probe::DbProbes,
 }
 
 impl<R: Runtime + 'static> Executor<R> {
@@ -71,6 +75,7 @@ impl<R: Runtime + 'static> Executor<R> {
             own_container,
             owner,
             metrics,
+            probes: probe::DbProbes::default(),
         }
     }
 
@@ -198,6 +203,7 @@ impl<R: Runtime + 'static> Executor<R> {
             cancel: CancellationToken::new(),
             undo: Undo::new(self.store.clone(), job),
             metrics: self.metrics.clone(),
+            probes: self.probes.clone(),
         };
         let deadline = order.instance.timeout;
         let body = job::run(&ctx, order);
