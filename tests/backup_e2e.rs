@@ -730,11 +730,20 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
         mariadb.0
     ));
     marina
-        .wait_for("/api/instances/dbs", 20, "all three ready", |i| {
-            i["targets"].as_array().is_some_and(|t| {
-                t.len() == 3 && t.iter().all(|t| t["conditions"][0]["status"] == "True")
-            })
-        })
+        .wait_for(
+            "/api/instances/dbs",
+            20,
+            "all three ready, mariadb as configured",
+            |i| {
+                i["targets"].as_array().is_some_and(|t| {
+                    t.len() == 3
+                        && t.iter().all(|t| t["conditions"][0]["status"] == "True")
+                        && t.iter().any(|t| {
+                            t["id"] == format!("db:{}", mariadb.0) && t["dbKind"] == "mariadb"
+                        })
+                })
+            },
+        )
         .await;
 
     let id = marina.trigger("dbs").await;
