@@ -952,6 +952,9 @@ const COPY_ESCAPES: i64 = 4;
 /// resolve under `/source` (inside the helper an outside target is the helper's own file, not
 /// the volume's). It sets `src` to the place to copy from: the path itself when no link is on
 /// the way (the common case, byte for byte what it always was), else its resolved location.
+/// As in place, a writer swapping a checked directory for a link before `cp` reads it could
+/// still redirect the copy (to the helper's own files only: the host is not mounted);
+/// `stopAttached` closes that window.
 const BENEATH_SH: &str = r#"beneath() {
   shown=$1; rel=$2; volume=$3; prefix=/source; src=/source/$rel; linked=
   old_ifs=$IFS; IFS=/; set -f
