@@ -115,6 +115,10 @@ fn write_targets(out: &mut String, snapshot: &Snapshot) {
                 });
                 let detail = t.db_kind.map_or_else(
                     || {
+                        if t.kind == "db" {
+                            // The image's name said nothing: the job looks for dump tools.
+                            return "auto (dump tools looked for when the job starts)".to_owned();
+                        }
                         t.paths
                             .iter()
                             .map(ToString::to_string)

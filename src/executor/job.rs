@@ -20,8 +20,10 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use super::beneath;
 use super::checked::CheckedDump;
 use super::locks::VolumeLocks;
+use super::probe::{self, DbProbes};
 use super::staging::{self, RESTIC_COPY_DIR, RunLayout};
 use super::undo::{Undo, UndoAction};
 use crate::backend::format_bytes;
@@ -67,6 +69,8 @@ pub struct JobContext<R> {
     pub undo: Undo,
     /// Where targets' results and bytes are counted.
     pub metrics: Metrics,
+    /// Database kinds found from the dump tools in containers whose image says nothing.
+    pub probes: DbProbes,
 }
 
 /// How one target went.
@@ -266,10 +270,9 @@ async fn restic_target<R: Runtime + 'static>(
             .await
         }
         (TargetKind::Db { dump_args, .. }, Some(Found::Container(container))) => {
-            let Some(kind) = target.db_kind else {
-                return TargetOutcome::Failed(
-                    "the database kind is unknown; set dbKind or the db label".into(),
-                );
+            let kind = match db_kind(ctx, target, &container.id, &container.name).await {
+                Ok(kind) => kind,
+                Err(reason) => return TargetOutcome::Failed(reason),
             };
             with_hooks(ctx, target, || async {
                 // A stream is read once: the repository must be open before the dump starts.
@@ -376,21 +379,7 @@ async fn backup_volume_paths(
     paths: &[VolumePath],
     options: &BackupOptions,
 ) -> Result<Done, String> {
-    let absolute: Vec<PathBuf> = paths
-        .iter()
-        .map(|p| {
-            if p.is_root() {
-                root.to_path_buf()
-            } else {
-                root.join(p.relative())
-            }
-        })
-        .collect();
-    for (path, shown) in absolute.iter().zip(paths) {
-        if tokio::fs::symlink_metadata(path).await.is_err() {
-            return Err(format!("path {shown} does not exist in volume {volume}"));
-        }
-    }
+    let absolute = resolve_beneath(root, volume, paths).await?;
     if !target.spec.allow_empty && !any_content(&absolute).await? {
         return Err(format!(
             "no data staged for {} — is the volume empty? (set allowEmpty to accept an empty volume)",
@@ -406,6 +395,30 @@ async fn backup_volume_paths(
         bytes_added: summary.bytes_added,
         bytes_read: summary.bytes_processed,
     })
+}
+
+/// Resolves each path inside the volume root (see [`beneath`]), so restic is handed only
+/// places Marina has checked: a link out of the volume fails the target. Without links on
+/// the way the paths are exactly `root/path`, as they always were, so the parent snapshot and
+/// `forget` grouping stay the same from run to run.
+///
+/// A window remains: a container writing to the volume could swap a checked directory for a
+/// link between this check and restic's read. Stopping the writers (`stopAttached`) closes
+/// it; restic itself never follows links below the paths it is given.
+async fn resolve_beneath(
+    root: &Path,
+    volume: &str,
+    paths: &[VolumePath],
+) -> Result<Vec<PathBuf>, String> {
+    let (root, volume, paths) = (root.to_path_buf(), volume.to_owned(), paths.to_vec());
+    tokio::task::spawn_blocking(move || {
+        paths
+            .iter()
+            .map(|path| beneath::resolve(&root, &volume, path).map_err(|e| e.to_string()))
+            .collect()
+    })
+    .await
+    .map_err(|e| format!("the path check failed: {e}"))?
 }
 
 async fn any_content(paths: &[PathBuf]) -> Result<bool, String> {
@@ -561,10 +574,9 @@ async fn stage_target<R: Runtime + 'static>(
             .await
         }
         (TargetKind::Db { dump_args, .. }, Some(Found::Container(container))) => {
-            let Some(kind) = target.db_kind else {
-                return TargetOutcome::Failed(
-                    "the database kind is unknown; set dbKind or the db label".into(),
-                );
+            let kind = match db_kind(ctx, target, &container.id, &container.name).await {
+                Ok(kind) => kind,
+                Err(reason) => return TargetOutcome::Failed(reason),
             };
             with_hooks(ctx, target, || async {
                 dump_to_file(
@@ -711,6 +723,20 @@ async fn run_backend<R: Runtime + 'static>(
 
 // ---------------------------------------------------------------------------------------
 // steps shared by both backends
+
+/// The kind of a database target: as configured or detected from the image name, else found
+/// from the dump tools in the container (once per container).
+async fn db_kind<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    target: &Target,
+    id: &str,
+    name: &str,
+) -> Result<DbKind, String> {
+    match target.db_kind {
+        Some(kind) => Ok(kind),
+        None => probe::db_kind(&*ctx.runtime, &ctx.probes, id, name).await,
+    }
+}
 
 /// Why a target cannot be backed up now, if it cannot.
 fn not_ready(target: &Target) -> Option<String> {
@@ -893,17 +919,28 @@ async fn copy_volume<R: Runtime + 'static>(
                 read_only: false,
             },
         ],
-        command: vec!["sh".into(), "-c".into(), copy_script(paths)],
+        command: vec!["sh".into(), "-c".into(), copy_script(volume, paths)],
         pull: PullPolicy::IfMissing,
         timeout: None,
     };
-    match ctx
+    // The script's own refusals (a missing path, a path out of the volume) are its last
+    // line: they become the target's reason, not only a line in the log.
+    let mut last_line = String::new();
+    let outcome = ctx
         .runtime
-        .run_helper(spec, log_output, ctx.cancel.clone())
+        .run_helper(
+            spec,
+            |line: OutputLine| {
+                last_line.clone_from(&line.text);
+                log_output(line);
+            },
+            ctx.cancel.clone(),
+        )
         .await
-        .map_err(|e| e.to_string())?
-    {
+        .map_err(|e| e.to_string())?;
+    match outcome {
         RunOutcome::Exited(0) => Ok(()),
+        RunOutcome::Exited(COPY_MISSING | COPY_ESCAPES) if !last_line.is_empty() => Err(last_line),
         RunOutcome::Exited(code) => Err(format!(
             "copying volume {volume} failed (the helper exited with code {code}; its output is in the log above)"
         )),
@@ -913,18 +950,61 @@ async fn copy_volume<R: Runtime + 'static>(
     }
 }
 
-/// The helper's shell script: copy each path (a missing one is an error), preserving
-/// everything `cp -a` preserves.
-fn copy_script(paths: &[VolumePath]) -> String {
+/// Exit code of the helper's script when a path is not in the volume.
+const COPY_MISSING: i64 = 3;
+/// Exit code of the helper's script when a path leads out of the volume.
+const COPY_ESCAPES: i64 = 4;
+
+/// The helper's shell function that refuses a path leading out of the volume, with the same
+/// rule and message as [`beneath::resolve`] for in-place reads: every symlink on the way must
+/// resolve under `/source` (inside the helper an outside target is the helper's own file, not
+/// the volume's). It sets `src` to the place to copy from: the path itself when no link is on
+/// the way (the common case, byte for byte what it always was), else its resolved location.
+/// As in place, a writer swapping a checked directory for a link before `cp` reads it could
+/// still redirect the copy (to the helper's own files only: the host is not mounted);
+/// `stopAttached` closes that window.
+const BENEATH_SH: &str = r#"beneath() {
+  shown=$1; rel=$2; volume=$3; prefix=/source; src=/source/$rel; linked=
+  old_ifs=$IFS; IFS=/; set -f
+  for part in $rel; do
+    prefix=$prefix/$part
+    if [ -L "$prefix" ]; then
+      linked=1
+      real=$(readlink -f "$prefix" 2>/dev/null) || real=
+      target=$(readlink "$prefix")
+      case "$real" in
+        /source|/source/*) ;;
+        '') case "$target" in
+              /source|/source/*) ;;
+              /*) echo "path $shown of volume $volume escapes the volume: ${prefix#/source/} is a symlink to $target" >&2; exit 4;;
+            esac;;
+        *) echo "path $shown of volume $volume escapes the volume: ${prefix#/source/} is a symlink to $target" >&2; exit 4;;
+      esac
+    fi
+  done
+  IFS=$old_ifs; set +f
+  if [ ! -e "$src" ]; then echo "path $shown does not exist in volume $volume" >&2; exit 3; fi
+  if [ -n "$linked" ]; then src=$(readlink -f "$src"); fi
+}
+"#;
+
+/// The helper's shell script: copy each path (a missing one, or one leading out of the
+/// volume, is an error), preserving everything `cp -a` preserves.
+fn copy_script(volume: &str, paths: &[VolumePath]) -> String {
     let mut script = String::from("set -e\n");
+    if paths.iter().any(|p| !p.is_root()) {
+        script.push_str(BENEATH_SH);
+    }
+    let volume = shell_quote(volume);
     for path in paths {
         if path.is_root() {
             script.push_str("cp -a /source/. /staging/\n");
         } else {
             let quoted = shell_quote(path.relative());
+            let shown = shell_quote(&path.to_string());
             let _ = write!(
                 script,
-                "if [ ! -e /source/{quoted} ]; then echo \"path /\"{quoted}\" does not exist in the volume\" >&2; exit 3; fi\nmkdir -p \"$(dirname /staging/{quoted})\"\ncp -a /source/{quoted} /staging/{quoted}\n"
+                "beneath {shown} {quoted} {volume}\nmkdir -p \"$(dirname /staging/{quoted})\"\ncp -a \"$src\" /staging/{quoted}\n"
             );
         }
     }
@@ -989,10 +1069,10 @@ mod tests {
             VolumePath::root(),
             VolumePath::parse("/it's here/x").unwrap(),
         ];
-        let script = copy_script(&paths);
+        let script = copy_script("app-data", &paths);
         assert!(script.contains("cp -a /source/. /staging/"));
         assert!(
-            script.contains(r"cp -a /source/'it'\''s here/x' /staging/'it'\''s here/x'"),
+            script.contains(r"beneath '/it'\''s here/x' 'it'\''s here/x' 'app-data'"),
             "{script}"
         );
     }

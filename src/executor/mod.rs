@@ -12,10 +12,12 @@
 //! - [`checked`] — a dump stream that fails at its end when the dump tool failed.
 //! - [`fault`] — test-only panics at named points (feature `fault-injection`).
 
+pub mod beneath;
 pub mod checked;
 pub mod fault;
 pub mod job;
 pub mod locks;
+pub mod probe;
 pub mod recovery;
 pub mod staging;
 pub mod undo;
@@ -56,6 +58,9 @@ pub struct Executor<R> {
     owner: String,
     /// Where jobs and targets are counted.
     metrics: Metrics,
+    /// Database kinds found by looking for dump tools, by container id, so each container
+    /// is probed once.
+    probes: probe::DbProbes,
 }
 
 impl<R: Runtime + 'static> Executor<R> {
@@ -76,6 +81,7 @@ impl<R: Runtime + 'static> Executor<R> {
             own_container,
             owner,
             metrics,
+            probes: probe::DbProbes::default(),
         }
     }
 
@@ -237,6 +243,7 @@ impl<R: Runtime + 'static> Executor<R> {
             cancel: CancellationToken::new(),
             undo: Undo::new(self.store.clone(), job),
             metrics: self.metrics.clone(),
+            probes: self.probes.clone(),
         };
         let deadline = order.instance.timeout;
         // A panic inside the body ends the job `failed`; the undo-work below still runs.

@@ -16,4 +16,7 @@ pub use observed::{
 pub use retention::{Retention, RetentionError};
 pub use schedule::{Schedule, ScheduleError};
 pub use secret::Secret;
-pub use target::{DbKind, PathError, TargetKind, TargetSpec, UnknownDbKind, VolumePath};
+pub use target::{
+    COMPANION_WORDS, DbKind, PROBED_TOOLS, PathError, ProbeError, TargetKind, TargetSpec,
+    UnknownDbKind, VolumePath,
+};

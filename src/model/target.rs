@@ -62,34 +62,148 @@ impl DbKind {
 
     /// Guesses the kind from a container image reference by its repository name (SPEC §2):
     /// `postgres`, `postgis`, `timescale` → postgres; `mysql`, `percona` → mysql; `mariadb`;
-    /// `mongo` (not `mongo-express`); `redis`, `valkey` → redis. Registry, namespace, tag and
-    /// digest are ignored: `registry:5000/team/postgis-custom:16@sha256:…` is postgres.
+    /// `mongo`; `redis`, `valkey` → redis. Registry, namespace, tag and digest are ignored,
+    /// and the name is matched word by word (words split on `-`, `_`, `.`), never as a
+    /// substring: `registry:5000/team/postgis-custom:16@sha256:…` is postgres, while
+    /// `postgres-exporter`, `mongo-express` or `redis_exporter` are companion tools
+    /// ([`COMPANION_WORDS`]), not databases. A name that says nothing (`myorg/db:1`, a bare
+    /// `sha256:` id) or names two engines gives `None`.
     #[must_use]
     pub fn detect_from_image(image: &str) -> Option<Self> {
-        let without_digest = image.split('@').next().unwrap_or(image);
+        let image = image.trim().to_ascii_lowercase();
+        if image.starts_with("sha256:") {
+            return None;
+        }
+        let without_digest = image.split('@').next().unwrap_or(&image);
         let last_segment = without_digest.rsplit('/').next().unwrap_or(without_digest);
-        let repository = last_segment
-            .split(':')
-            .next()
-            .unwrap_or(last_segment)
-            .to_ascii_lowercase();
-        let has = |word: &str| repository.contains(word);
-        if has("postgres") || has("postgis") || has("timescale") {
-            Some(Self::Postgres)
-        } else if has("mariadb") {
-            Some(Self::Mariadb)
-        } else if has("mysql") || has("percona") {
-            Some(Self::Mysql)
-        } else if has("mongo-express") {
-            None
-        } else if has("mongo") {
-            Some(Self::Mongo)
-        } else if has("redis") || has("valkey") {
-            Some(Self::Redis)
+        let repository = last_segment.split(':').next().unwrap_or(last_segment);
+        let words: Vec<&str> = repository
+            .split(['-', '_', '.'])
+            .filter(|w| !w.is_empty())
+            .collect();
+        if words.iter().any(|w| COMPANION_WORDS.contains(w)) {
+            return None;
+        }
+        let named = |weak: bool| {
+            let mut kinds: Vec<Self> = words
+                .iter()
+                .filter_map(|w| kind_word(w))
+                .filter(|(_, is_weak)| *is_weak == weak)
+                .map(|(kind, _)| kind)
+                .collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            kinds
+        };
+        // `percona` is a vendor as much as an engine (`percona-server-mongodb`): it names
+        // mysql only when no other engine is named.
+        let strong = named(false);
+        let kinds = if strong.is_empty() {
+            named(true)
         } else {
-            None
+            strong
+        };
+        match kinds.as_slice() {
+            [kind] => Some(*kind),
+            _ => None,
         }
     }
+
+    /// Chooses the kind from the dump tools found in a container (the probe run when the image
+    /// name says nothing): exactly one engine's tools must be there. `mariadb-dump` with
+    /// `mysqldump` is MariaDB (its images ship both); tools of two engines are ambiguous,
+    /// never guessed between, since dumping with the wrong tool backs up nothing useful.
+    ///
+    /// # Errors
+    /// [`ProbeError::NoTool`] when no dump tool is there, [`ProbeError::Ambiguous`] when
+    /// tools of several engines are.
+    pub fn from_tools<'t>(tools: &[&'t str]) -> Result<(Self, &'t str), ProbeError> {
+        let has = |tool: &str| tools.contains(&tool);
+        let mut found: Vec<(Self, &'t str)> = Vec::new();
+        for &tool in tools {
+            let kind = match tool {
+                "pg_dumpall" => Self::Postgres,
+                "mariadb-dump" => Self::Mariadb,
+                "mysqldump" if !has("mariadb-dump") => Self::Mysql,
+                "mongodump" => Self::Mongo,
+                "redis-cli" => Self::Redis,
+                _ => continue,
+            };
+            if !found.iter().any(|(k, _)| *k == kind) {
+                found.push((kind, tool));
+            }
+        }
+        match found.as_slice() {
+            [] => Err(ProbeError::NoTool),
+            [one] => Ok(*one),
+            _ => Err(ProbeError::Ambiguous(
+                found.iter().map(|(_, tool)| (*tool).to_owned()).collect(),
+            )),
+        }
+    }
+}
+
+/// The dump tools the probe looks for, in the order they are reported.
+pub const PROBED_TOOLS: [&str; 5] = [
+    "pg_dumpall",
+    "mariadb-dump",
+    "mysqldump",
+    "mongodump",
+    "redis-cli",
+];
+
+/// Words in an image's repository name that mark a tool beside a database, not the database
+/// itself (`postgres-exporter`, `redis-commander`, `mongo-express`, `pgbackup`-style images).
+pub const COMPANION_WORDS: [&str; 22] = [
+    "exporter",
+    "commander",
+    "express",
+    "admin",
+    "ui",
+    "gui",
+    "web",
+    "proxy",
+    "backup",
+    "router",
+    "operator",
+    "insight",
+    "sentinel",
+    "metrics",
+    "monitor",
+    "client",
+    "cli",
+    "dashboard",
+    "agent",
+    "migrate",
+    "browser",
+    "bouncer",
+];
+
+/// The kind a word of a repository name names, and whether it is a weak hint (a vendor).
+fn kind_word(word: &str) -> Option<(DbKind, bool)> {
+    let kind = match word {
+        "postgres" | "postgresql" | "postgis" | "timescale" | "timescaledb" | "pgvector" => {
+            DbKind::Postgres
+        }
+        "mysql" => DbKind::Mysql,
+        "percona" => return Some((DbKind::Mysql, true)),
+        "mariadb" => DbKind::Mariadb,
+        "mongo" | "mongodb" => DbKind::Mongo,
+        "redis" | "valkey" => DbKind::Redis,
+        _ => return None,
+    };
+    Some((kind, false))
+}
+
+/// Why the dump tools found in a container do not tell its database kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// None of [`PROBED_TOOLS`] is there.
+    #[error("found none of the dump tools {} in the container", PROBED_TOOLS.join(", "))]
+    NoTool,
+    /// Tools of several engines are there.
+    #[error("found the dump tools of several databases in the container ({})", .0.join(", "))]
+    Ambiguous(Vec<String>),
 }
 
 impl FromStr for DbKind {
@@ -279,9 +393,76 @@ mod tests {
             // A tag that mentions a database does not make the image one.
             ("app:postgres-client", None),
             ("registry.local:5000/app", None),
+            ("bitnami/postgresql:16", Some(DbKind::Postgres)),
+            ("reg:5000/postgres:15", Some(DbKind::Postgres)),
+            ("timescaledb-ha:pg16", Some(DbKind::Postgres)),
+            ("pgvector/pgvector:pg16", Some(DbKind::Postgres)),
+            ("ghcr.io/org/redis-stack:7", Some(DbKind::Redis)),
+            ("docker.io/library/mongo:7", Some(DbKind::Mongo)),
+            ("bitnami/mongodb:7.0", Some(DbKind::Mongo)),
+            ("percona/percona-server:8.0", Some(DbKind::Mysql)),
+            ("percona/percona-server-mongodb:7", Some(DbKind::Mongo)),
+            ("mysql/mysql-server:8.0", Some(DbKind::Mysql)),
+            ("Postgres:16", Some(DbKind::Postgres)),
+            ("redis_7:latest", Some(DbKind::Redis)),
+            // Companion tools are not databases.
+            ("mongo-express", None),
+            ("prom/mysqld-exporter", None),
+            ("prometheuscommunity/postgres-exporter:v0.15", None),
+            ("percona/mongodb_exporter:0.40", None),
+            ("redis-commander", None),
+            ("rediscommander/redis-commander:latest", None),
+            ("oliver006/redis_exporter", None),
+            ("bitnami/redis-sentinel:7", None),
+            ("dpage/pgadmin4", None),
+            ("phpmyadmin", None),
+            ("edoburu/pgbouncer", None),
+            ("prodrigestivill/postgres-backup-local", None),
+            // Substrings are not words.
+            ("mysqld-exporter", None),
+            ("postgresify:1", None),
+            ("myredisapp:1", None),
+            ("mongoose-api:2", None),
+            // Names that say nothing, or name two engines.
+            ("myorg/db:1", None),
+            ("marina-test/private-db:1", None),
+            (
+                "sha256:4f2a0b2c6a8bc2d9b2f8b7f4b3f3a1e0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4",
+                None,
+            ),
+            ("mysql-to-postgres:1", None),
+            ("", None),
         ];
         for (image, expected) in cases {
             assert_eq!(DbKind::detect_from_image(image), expected, "{image}");
+        }
+    }
+
+    #[test]
+    fn db_kind_is_chosen_from_the_dump_tools_of_exactly_one_engine() {
+        type Chosen = Result<(DbKind, &'static str), ProbeError>;
+        let cases: [(&[&str], Chosen); 8] = [
+            (&["pg_dumpall"], Ok((DbKind::Postgres, "pg_dumpall"))),
+            (
+                &["mariadb-dump", "mysqldump"],
+                Ok((DbKind::Mariadb, "mariadb-dump")),
+            ),
+            (&["mysqldump"], Ok((DbKind::Mysql, "mysqldump"))),
+            (&["mongodump"], Ok((DbKind::Mongo, "mongodump"))),
+            (&["redis-cli"], Ok((DbKind::Redis, "redis-cli"))),
+            (&[], Err(ProbeError::NoTool)),
+            (&["psql", "sh"], Err(ProbeError::NoTool)),
+            (
+                &["pg_dumpall", "mariadb-dump", "mysqldump", "redis-cli"],
+                Err(ProbeError::Ambiguous(vec![
+                    "pg_dumpall".into(),
+                    "mariadb-dump".into(),
+                    "redis-cli".into(),
+                ])),
+            ),
+        ];
+        for (tools, expected) in cases {
+            assert_eq!(DbKind::from_tools(tools), expected, "{tools:?}");
         }
     }
 

@@ -262,14 +262,27 @@ fn db_status(
         );
     };
     let Some(kind) = configured.or_else(|| DbKind::detect_from_image(&container.image)) else {
-        let message = format!(
-            "cannot tell the database kind of {name} from its image {}; set dbKind (config) or dev.polarfox.marina.db (label)",
-            container.image
-        );
-        return (
-            None,
-            Condition::fails(ConditionType::Ready, "DbKindUnknown", message),
-        );
+        // The name says nothing (a private image, a bare id): the job looks for the dump
+        // tools in the running container itself (a Docker effect, so not done here).
+        return if container.state == ContainerState::Running {
+            let message = format!(
+                "the image {} of {name} does not name a database; the kind is found when the job starts, from the dump tools in the container (set dbKind or dev.polarfox.marina.db to skip this)",
+                container.image
+            );
+            (
+                None,
+                Condition::holds(ConditionType::Ready, "DbKindFromProbe", message),
+            )
+        } else {
+            let message = format!(
+                "cannot tell the database kind of {name} from its image {}, and the container is {}, so its dump tools cannot be looked for; set dbKind (config) or dev.polarfox.marina.db (label)",
+                container.image, container.state
+            );
+            (
+                None,
+                Condition::fails(ConditionType::Ready, "DbKindUnknown", message),
+            )
+        };
     };
     let ready = if container.state == ContainerState::Running {
         Condition::holds(
@@ -448,7 +461,7 @@ instances:
             summary(&graph, "weekly"),
             [
                 "volume:uploads Label VolumeFound -",
-                "db:app Label DbKindUnknown -",
+                "db:app Label DbKindFromProbe -",
                 "db:cache Label ContainerNotRunning redis",
             ]
         );
