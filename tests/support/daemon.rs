@@ -30,14 +30,24 @@ impl Daemon {
         Self::start_in(tempfile::tempdir().expect("temp dir"), config)
     }
 
+    /// Like [`Daemon::start`], with extra variables in Marina's environment.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(tempfile::tempdir().expect("temp dir"), config, env)
+    }
+
     /// Like [`Daemon::start`], in a directory the test prepared (e.g. to restart Marina on
     /// the same job store).
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Self {
+        Self::spawn(dir, config, &[])
+    }
+
+    fn spawn(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Self {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, with_api(config, dir.path())).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marina"))
             .args(["run", "--config"])
             .arg(&config_path)
+            .envs(env.iter().copied())
             .env("MARINA_LOG", "marina=debug,info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
