@@ -8,7 +8,11 @@
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
+use marina::docker::{
+    Deadline, DockerClient, DockerRuntime, ExecLimits, ExecSpec, KillOutcome, Runtime, RuntimeError,
+};
 use support::daemon::Daemon;
 use support::{
     BUSYBOX_IMAGE, ContainerGuard, DB_IMAGE, docker, docker_output, filled_volume,
@@ -117,6 +121,35 @@ async fn a_hanging_hook_and_a_hanging_dump_are_killed_inside_their_containers() 
         process_alive(&app.0, "while true"),
         "the container's own processes are left alone"
     );
+}
+
+#[tokio::test]
+async fn a_job_timeout_kills_the_running_hook_inside_its_container() {
+    require_engine_and_images();
+    let (volume, _volume) = filled_volume("unused", "echo data > /data/file");
+    let app = start_app(&format!("{volume}:/data"));
+    let config = format!(
+        "instances:\n  - id: slow\n    customImage: marina-test/never-run:1\n    schedule: '0 3 * * *'\n    timeout: 3s\n    targets:\n      - volume: {volume}\n        preHook: 'sleep 6127'\n"
+    );
+    let marina = Daemon::start(&config);
+    marina.wait_ready().await;
+    marina
+        .wait_for("/api/instances/slow", 20, "the target ready", |i| {
+            i["targets"][0]["conditions"][0]["status"] == "True"
+        })
+        .await;
+    let id = marina.trigger("slow").await;
+    let job = marina.wait_job("slow", id, 30).await;
+    let log = marina.job_log(id).await.join("\n");
+    assert_eq!(job["status"], "timed_out", "{log}");
+    assert!(
+        log.contains(&format!(
+            "pre-hook in container {} was stopped because its job was stopped",
+            app.0
+        )),
+        "{log}"
+    );
+    assert!(!process_alive(&app.0, "61[2]7"), "the hook still runs");
 }
 
 fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
@@ -259,4 +292,64 @@ async fn hooks_run_in_a_read_only_mounter_and_labels_never_see_marinas_environme
     assert!(log.contains("label hook saw []"), "{log}");
     assert!(!log.contains("marina-secret-value"), "{log}");
     assert_eq!(job["status"], "success", "{log}");
+}
+
+async fn runtime() -> DockerRuntime {
+    DockerRuntime::new(DockerClient::connect().await.unwrap())
+}
+
+/// A container of `image` running `sleep 300`.
+fn sleeper_of(image: &str) -> ContainerGuard {
+    let name = unique_name("sleeper");
+    let guard = ContainerGuard(name.clone());
+    docker(&["run", "--detach", "--name", &name, image, "sleep", "300"]);
+    guard
+}
+
+#[tokio::test]
+async fn an_exec_dropped_by_its_caller_is_killed_and_a_container_without_sh_is_reported() {
+    require_engine_and_images();
+    let rt = runtime().await;
+
+    // Dropped (its caller timed out on its own): the process does not live on.
+    let ctr = sleeper_of(BUSYBOX_IMAGE);
+    let spec = ExecSpec::new(&ctr.0, vec!["sleep".into(), "6125".into()]);
+    let run = rt.exec_capture(spec, |_| {});
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), run)
+            .await
+            .is_err()
+    );
+    support::eventually(15, "the dropped exec killed", || {
+        !process_alive(&ctr.0, "61[2]5")
+    })
+    .await;
+
+    // No sh to kill with: the answer says the process may still run, and it does.
+    let image = format!("marina-test/no-sh:{}", std::process::id());
+    let _image = support::build_image(
+        &image,
+        "FROM marina-test/busybox:latest\nRUN [\"/bin/busybox\", \"rm\", \"/bin/sh\"]\n",
+        &[],
+    );
+    let bare = sleeper_of(&image);
+    let spec = ExecSpec::new(&bare.0, vec!["sleep".into(), "6126".into()])
+        .what(format!("a probe in container {}", bare.0))
+        .limits(ExecLimits {
+            deadline: Some(Deadline::after(Duration::from_secs(2), "the test limit")),
+            cancel: None,
+        });
+    let error = rt.exec_capture(spec, |_| {}).await.unwrap_err();
+    let RuntimeError::Interrupted(interrupted) = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(interrupted.kill, KillOutcome::NoShell, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("could not be killed inside the container (it has no sh)"),
+        "{error}"
+    );
+    let ps = docker(&["top", &bare.0]);
+    assert!(ps.contains("sleep 6126"), "{ps}");
 }

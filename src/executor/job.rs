@@ -756,6 +756,10 @@ async fn run_hook<R: Runtime + 'static>(
     which: &str,
     hook: &str,
 ) -> Result<(), String> {
+    if ctx.cancel.is_cancelled() {
+        // It would be killed the moment it started.
+        return Err(format!("the {which}-hook did not run: the job was stopped"));
+    }
     let container = match (db, &target.found) {
         (Some(db), _) => Some((db.current(ctx).await?, db.name.clone())),
         (None, Some(Found::Volume(volume))) => ctx
