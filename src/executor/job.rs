@@ -35,8 +35,7 @@ use crate::docker::{
     OutputLine, PullPolicy, RunOutcome, Runtime, RuntimeError, interruption,
 };
 use crate::metrics::{BackupImageFinished, Metrics, TargetBackedUp, TargetStaged};
-use crate::model::ContainerInfo;
-use crate::model::{DbKind, Secret, TargetId, TargetKind, VolumePath};
+use crate::model::{ContainerInfo, DbKind, Secret, TargetId, TargetKind, VolumePath};
 use crate::reconcile::JobOrder;
 use crate::reconcile::graph::{Found, Target};
 use crate::store::{JobId, JobStatus, JournalId, JournalKind, Store};
