@@ -94,6 +94,12 @@ pub struct Instance {
     pub timezone: Tz,
     /// Deadline for the whole job; `None` means no deadline beyond the per-command ones.
     pub timeout: Option<Duration>,
+    /// Deadline for each `preHook` and `postHook` (`hookTimeout`): past it the hook is killed
+    /// inside its container and fails its target.
+    pub hook_timeout: Duration,
+    /// Deadline for each database dump (`resticTimeout`, on both backends): past it the dump
+    /// tool is killed inside its container and fails its target.
+    pub dump_timeout: Duration,
     /// Whether a run missed while Marina was down is caught up once at start-up (SPEC §5).
     pub catch_up: bool,
     /// Default `stopAttached` for this instance's volume targets.

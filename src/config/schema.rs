@@ -23,6 +23,7 @@ const GLOBAL_FIELDS: &[&str] = &[
     "retention",
     "stopAttached",
     "resticTimeout",
+    "hookTimeout",
     "timeout",
     "timezone",
     "catchUp",
@@ -53,6 +54,7 @@ const INSTANCE_FIELDS: &[&str] = &[
     "timezone",
     "retention",
     "resticTimeout",
+    "hookTimeout",
     "timeout",
     "catchUp",
     "stopAttached",
@@ -83,6 +85,8 @@ mod default {
     pub const DB_PATH: &str = "/var/lib/marina/marina.db";
     pub const RESTIC_BINARY: &str = "restic";
     pub const RESTIC_TIMEOUT: Duration = Duration::from_hours(1);
+    /// Long enough for a `sync` or a flush, short enough that a stuck hook is noticed.
+    pub const HOOK_TIMEOUT: Duration = Duration::from_mins(5);
     pub const SHUTDOWN_GRACE: Duration = Duration::from_mins(5);
     /// Long enough for a loaded peer across a LAN, short enough that a dead one does not
     /// stall the dashboard.
@@ -111,6 +115,7 @@ const RESTIC_BACKENDS: [&str; 10] = [
 struct Inherited {
     retention: Retention,
     restic_timeout: Duration,
+    hook_timeout: Duration,
     timeout: Option<Duration>,
     timezone: Tz,
     catch_up: bool,
@@ -174,6 +179,9 @@ fn globals(d: &mut Decoder<'_>, f: &Fields<'_>, env: &dyn Environment) -> Option
         restic_timeout: f
             .read(d, "resticTimeout", Decoder::duration)
             .unwrap_or(default::RESTIC_TIMEOUT),
+        hook_timeout: f
+            .read(d, "hookTimeout", Decoder::duration)
+            .unwrap_or(default::HOOK_TIMEOUT),
         timeout: f.read(d, "timeout", Decoder::duration),
         timezone,
         catch_up: f.read(d, "catchUp", Decoder::boolean).unwrap_or(true),
@@ -396,6 +404,13 @@ fn instance(
     let timeout = f
         .read(d, "timeout", Decoder::duration)
         .or(inherited.timeout);
+    let hook_timeout = f
+        .read(d, "hookTimeout", Decoder::duration)
+        .unwrap_or(inherited.hook_timeout);
+    // One deadline for restic's commands and for database dumps, on both backends.
+    let restic_timeout = f
+        .read(d, "resticTimeout", Decoder::duration)
+        .unwrap_or(inherited.restic_timeout);
     let catch_up = f
         .read(d, "catchUp", Decoder::boolean)
         .unwrap_or(inherited.catch_up);
@@ -412,7 +427,7 @@ fn instance(
     let targets = f.read(d, "targets", |d, n, p| {
         d.list(n, p, |d, n, p| target(d, n, p, &mut target_ids))
     });
-    let backend = backend(d, &f, inherited, &env);
+    let backend = backend(d, &f, inherited, restic_timeout, &env);
 
     let instance = Instance {
         id: id?,
@@ -420,6 +435,8 @@ fn instance(
         schedule: schedule?,
         timezone,
         timeout,
+        hook_timeout,
+        dump_timeout: restic_timeout,
         catch_up,
         stop_attached,
         env: env
@@ -435,10 +452,10 @@ fn backend(
     d: &mut Decoder<'_>,
     f: &Fields<'_>,
     inherited: &Inherited,
+    restic_timeout: Duration,
     env: &[(String, String)],
 ) -> Option<Backend> {
     let retention_setting = f.read(d, "retention", retention);
-    let timeout_setting = f.read(d, "resticTimeout", Decoder::duration);
     match (f.get("repository"), f.get("customImage")) {
         (Some(_), Some(_)) => {
             let at = f.key_position("customImage").unwrap_or(f.position);
@@ -473,14 +490,16 @@ fn backend(
             Some(Backend::Restic {
                 repository: Secret::new(repository),
                 retention: retention_setting.unwrap_or(inherited.retention),
-                command_timeout: timeout_setting.unwrap_or(inherited.restic_timeout),
+                command_timeout: restic_timeout,
             })
         }
         (None, Some(node)) => {
-            for ignored in ["retention", "resticTimeout"] {
-                if let Some(at) = f.key_position(ignored) {
-                    d.warn(Some(at), &f.path(ignored), "is ignored for a custom image instance: the image owns its retention and timing");
-                }
+            if let Some(at) = f.key_position("retention") {
+                d.warn(
+                    Some(at),
+                    &f.path("retention"),
+                    "is ignored for a custom image instance: the image owns its retention",
+                );
             }
             let image = d.parse(node, &f.path("customImage"), image_text)?;
             Some(Backend::CustomImage { image })

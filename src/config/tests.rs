@@ -344,7 +344,7 @@ instances:
     config.yml:22:9: instances[1].targets[4].db: set either `volume` or `db` in one target, not both
     config.yml:24:16: instances[1].targets[5].paths: lists no path; remove `paths` to back up the whole volume
     config.yml:25:17: instances[1].targets[6].volume: `bad name` is not valid: Docker names start with a letter or digit and contain only letters, digits, '.', '_' and '-' (use the name `docker ps` or `docker volume ls` shows)
-    config.yml:29:5: instances[2].retention: warning: is ignored for a custom image instance: the image owns its retention and timing
+    config.yml:29:5: instances[2].retention: warning: is ignored for a custom image instance: the image owns its retention
     config.yml:30:5: instances[3].id: is required but missing
     config.yml:31:17: instances[3].repository: `gcs:` is not a restic backend; use one of local:, sftp:, rest:, s3:, b2:, azure:, gs:, swift:, rclone:, opendal: or an absolute local path
     ");
@@ -473,4 +473,48 @@ fn values_read_after_expansion_keep_their_types() {
     assert_eq!(config.max_concurrent_jobs.get(), 4);
     assert!(config.api.metrics_auth);
     assert_eq!(config.staging_dir, std::path::Path::new("/data/staging/x"));
+}
+
+#[test]
+fn hook_and_dump_deadlines_are_inherited_defaulted_and_validated() {
+    let text = "
+instances:
+  - id: inherits
+    repository: /srv/a
+    schedule: '@daily'
+    env: {RESTIC_PASSWORD: x}
+  - id: overrides
+    customImage: org/backup:1
+    schedule: '@daily'
+    hookTimeout: 3s
+    resticTimeout: 20m
+hookTimeout: 90s
+resticTimeout: 2h
+";
+    let loaded = load_ok(text, &FakeEnv::default());
+    let [inherits, overrides] = &loaded.config.instances[..] else {
+        panic!()
+    };
+    assert_eq!(inherits.hook_timeout, Duration::from_secs(90));
+    assert_eq!(inherits.dump_timeout, Duration::from_hours(2));
+    assert_eq!(overrides.hook_timeout, Duration::from_secs(3));
+    // A custom image's dumps are bounded by its resticTimeout too: no warning that it is ignored.
+    assert_eq!(overrides.dump_timeout, Duration::from_mins(20));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    let defaults = "instances:\n  - id: a\n    repository: /srv/a\n    schedule: '@daily'\n    env: {RESTIC_PASSWORD: x}\n";
+    let instance = &load_ok(defaults, &FakeEnv::default()).config.instances[0];
+    assert_eq!(instance.hook_timeout, Duration::from_mins(5));
+    assert_eq!(instance.dump_timeout, Duration::from_hours(1));
+
+    let bad = "instances:\n  - id: a\n    repository: /srv/a\n    schedule: '@daily'\n    hookTimeout: soon\n    env: {RESTIC_PASSWORD: x}\nhookTimeout: -1s\n";
+    let errors = errors(bad, &FakeEnv::default());
+    assert!(
+        errors.contains("instances[0].hookTimeout: `soon` is not a duration"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("hookTimeout: `-1s` is not a duration"),
+        "{errors}"
+    );
 }

@@ -76,8 +76,13 @@ impl DockerRuntime {
             .map_err(|e| container_error("start", container, e))
     }
 
-    /// [`super::Runtime::running_writers`] on the engine.
-    pub(super) async fn writers(&self, volume: &str) -> Result<Vec<ContainerRef>> {
+    /// [`super::Runtime::running_writers`] (`writers_only`) and
+    /// [`super::Runtime::running_mounters`] on the engine.
+    pub(super) async fn mounters(
+        &self,
+        volume: &str,
+        writers_only: bool,
+    ) -> Result<Vec<ContainerRef>> {
         let filters = HashMap::from([
             ("volume".to_owned(), vec![volume.to_owned()]),
             ("status".to_owned(), vec!["running".to_owned()]),
@@ -91,15 +96,15 @@ impl DockerRuntime {
             .list_containers(Some(options))
             .await
             .map_err(|source| RuntimeError::ListContainers { source })?;
-        let mut writers: Vec<ContainerRef> = summaries
+        let mut mounters: Vec<ContainerRef> = summaries
             .into_iter()
             .filter(|c| {
                 // The `volume` filter also matches a mount *destination* of that name; keep
-                // only real, writable mounts of this volume.
+                // only real mounts of this volume (writable ones when asked).
                 c.mounts.iter().flatten().any(|m| {
                     m.typ.as_deref() == Some("volume")
                         && m.name.as_deref() == Some(volume)
-                        && m.rw.unwrap_or(true)
+                        && (!writers_only || m.rw.unwrap_or(true))
                 })
             })
             .filter_map(|c| {
@@ -110,8 +115,8 @@ impl DockerRuntime {
                 container_ref(c.id, c.names).map(|r| ContainerRef { swarm_task, ..r })
             })
             .collect();
-        writers.sort();
-        Ok(writers)
+        mounters.sort();
+        Ok(mounters)
     }
 
     /// [`super::Runtime::remove_containers_with_label`] on the engine.

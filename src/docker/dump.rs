@@ -20,13 +20,16 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tracing::{debug, info};
 
-use super::output::{ExecOutcome, ExecStream};
+use super::output::{Deadline, ExecLimits, ExecOutcome, ExecStream, interruption};
 use super::runtime::{ExecSpec, Runtime, RuntimeError};
 use crate::model::{ContainerState, DbKind, Secret};
 
 /// The first read of a dump, held back to tell "the tool failed before writing anything"
 /// (retry or fail early) from a dump that has begun.
 const FIRST_CHUNK: usize = 64 * 1024;
+
+/// How long `mariadb-dump --version` may take: it answers at once, unless something is wrong.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A dump tool ran and was not happy, or could not even start.
 #[derive(Debug, thiserror::Error)]
@@ -496,11 +499,26 @@ fn check(
 /// Starts dumping the database in `container` (id or name) with the tool for `kind` plus
 /// `dump_args`, and returns the dump as a stream once its first bytes arrived. Fails at once
 /// when the container is not running, or when the tool fails or ends before writing anything.
+/// Nothing but dropping the stream ends it early; jobs use [`dump_within`].
 pub async fn dump<R: Runtime>(
     runtime: &R,
     container: &str,
     kind: DbKind,
     dump_args: &[String],
+) -> Result<DumpStream, DumpError> {
+    dump_within(runtime, container, kind, dump_args, &ExecLimits::default()).await
+}
+
+/// [`dump`] bounded by `limits`: once they are reached (before the first byte, while the dump
+/// is read, or while its exit code is awaited) the tool is killed inside the container and the
+/// dump fails with [`RuntimeError::Interrupted`]. The version probe gets the same limits, and
+/// at most [`PROBE_TIMEOUT`].
+pub async fn dump_within<R: Runtime>(
+    runtime: &R,
+    container: &str,
+    kind: DbKind,
+    dump_args: &[String],
+    limits: &ExecLimits,
 ) -> Result<DumpStream, DumpError> {
     let details = runtime.inspect_container(container).await?;
     let name = if details.name.is_empty() {
@@ -515,7 +533,7 @@ pub async fn dump<R: Runtime>(
         });
     }
     let mut attempt = DumpAttempt::First;
-    if kind == DbKind::Mariadb && !has_mariadb_dump(runtime, &details.id).await? {
+    if kind == DbKind::Mariadb && !has_mariadb_dump(runtime, &details.id, &name, limits).await? {
         info!(container = %name, "mariadb-dump is missing; dumping with mysqldump.");
         attempt = DumpAttempt::Fallback;
     }
@@ -527,15 +545,22 @@ pub async fn dump<R: Runtime>(
             user: command.user.clone(),
             env: command.env.clone(),
             ..ExecSpec::new(details.id.clone(), command.cmd.clone())
+                .what(format!("{} in container {name}", command.tool))
+                .limits(limits.clone())
         };
         let mut exec = runtime.exec(spec).await?;
         let mut first = vec![0; FIRST_CHUNK];
         let read = exec
             .read(&mut first)
             .await
-            .map_err(|source| DumpError::Read {
-                container: name.clone(),
-                source,
+            .map_err(|source| match interruption(&source) {
+                Some(interrupted) => {
+                    DumpError::Runtime(RuntimeError::Interrupted(interrupted.clone()))
+                }
+                None => DumpError::Read {
+                    container: name.clone(),
+                    source,
+                },
             })?;
         if read > 0 {
             first.truncate(read);
@@ -572,11 +597,18 @@ pub async fn dump<R: Runtime>(
 }
 
 /// Whether `mariadb-dump` runs in the container; "not found" (126/127) means use mysqldump.
-async fn has_mariadb_dump<R: Runtime>(runtime: &R, container: &str) -> Result<bool, DumpError> {
+async fn has_mariadb_dump<R: Runtime>(
+    runtime: &R,
+    container: &str,
+    name: &str,
+    limits: &ExecLimits,
+) -> Result<bool, DumpError> {
     let probe = ExecSpec::new(
         container,
         vec!["mariadb-dump".to_owned(), "--version".to_owned()],
-    );
+    )
+    .what(format!("mariadb-dump --version in container {name}"))
+    .limits(limits.at_most(Deadline::after(PROBE_TIMEOUT, "the probe limit of")));
     let code = runtime.exec_capture(probe, |_| {}).await?;
     Ok(!matches!(code, 126 | 127))
 }

@@ -4,11 +4,17 @@
 //! until newline and turn `\n` into `\r\n`, corrupting binary dumps. Without one the engine
 //! multiplexes stdout and stderr in binary-safe frames (32 KB at most), which are handed on
 //! one at a time: a dump never sits in memory as a whole.
+//!
+//! Docker cannot kill an exec. So every exec carries a random token in its environment
+//! (`MARINA_EXEC`, inherited by its children), and killing it is a second exec, as root, that
+//! signals every process whose environment holds the token ([`KILL_SCRIPT`]). It runs when an
+//! exec's limits are reached and when its stream or future is dropped before it exited.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -17,8 +23,8 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 use super::client::is_not_found;
 use super::output::{
-    ExecStatus, ExecStream, LineSplitter, OutputLine, OutputStream, StatusProbe, StderrTail,
-    poll_exit_code,
+    ExecInterrupted, ExecKill, ExecStatus, ExecStream, KillOnDrop, KillOutcome, LineSplitter,
+    OutputLine, OutputStream, StatusProbe, StderrTail, poll_exit_code,
 };
 use super::runtime::{DockerRuntime, ExecSpec, ExecStdin, Result, RuntimeError};
 
@@ -26,9 +32,43 @@ use super::runtime::{DockerRuntime, ExecSpec, ExecStdin, Result, RuntimeError};
 pub(super) type Frames =
     Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
+/// The environment variable that marks every process of one exec (children inherit it).
+const TOKEN_VAR: &str = "MARINA_EXEC";
+
+/// Kills every process whose environment holds `MARINA_EXEC=$1`: `TERM`, up to five seconds to
+/// exit, then `KILL`. The token is only on this script's command line, never in its (or its
+/// `grep`'s) environment, so it does not find itself.
+const KILL_SCRIPT: &str = r#"t="MARINA_EXEC=$1"
+find_them() {
+  found=""
+  for p in $1; do
+    [ "$p" = "$$" ] && continue
+    grep -qsa "$t" "/proc/$p/environ" && found="$found $p"
+  done
+}
+find_them "$(cd /proc && echo [0-9]*)"
+[ -z "$found" ] && exit 0
+kill -TERM $found 2>/dev/null
+for i in 1 2 3 4 5; do
+  sleep 1
+  find_them "$found"
+  [ -z "$found" ] && exit 0
+done
+kill -KILL $found 2>/dev/null
+exit 0
+"#;
+
+/// How long the kill itself may take (the script gives processes five seconds).
+const KILL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A fresh random token for one exec.
+fn exec_token() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
 impl DockerRuntime {
-    /// Creates and starts an exec, returning its output frames and a probe for its status.
-    async fn start_exec(&self, spec: ExecSpec) -> Result<(String, Frames)> {
+    /// Creates and starts an exec marked with `token`, returning its id and output frames.
+    async fn start_exec(&self, spec: ExecSpec, token: Option<&str>) -> Result<(String, Frames)> {
         let docker = self.docker();
         let container = spec.container;
         let refused = |action, source| container_error(action, &container, source);
@@ -37,6 +77,7 @@ impl DockerRuntime {
             .env
             .iter()
             .map(|(name, value)| format!("{name}={}", value.expose()))
+            .chain(token.map(|token| format!("{TOKEN_VAR}={token}")))
             .collect();
         let options = CreateExecOptions {
             attach_stdin: Some(spec.stdin.is_some()),
@@ -86,12 +127,89 @@ impl DockerRuntime {
         Ok((created.id, output))
     }
 
+    /// How to kill the exec marked `token` in `container`.
+    fn killer(&self, container: String, token: String) -> ExecKill {
+        let runtime = self.clone();
+        Arc::new(move || {
+            let runtime = runtime.clone();
+            let container = container.clone();
+            let token = token.clone();
+            Box::pin(async move { runtime.kill_marked(&container, &token).await })
+        })
+    }
+
+    /// Runs [`KILL_SCRIPT`] as root in `container` for `token`.
+    async fn kill_marked(&self, container: &str, token: &str) -> KillOutcome {
+        let spec = ExecSpec::new(
+            container,
+            vec![
+                "sh".to_owned(),
+                "-c".to_owned(),
+                KILL_SCRIPT.to_owned(),
+                "marina-kill".to_owned(),
+                token.to_owned(),
+            ],
+        )
+        .user("0");
+        let (exec_id, frames) = match self.start_exec(spec, None).await {
+            Ok(started) => started,
+            Err(RuntimeError::NoSuchContainer { .. }) => return KillOutcome::ContainerGone,
+            Err(RuntimeError::Container { source, .. }) if is_conflict(&source) => {
+                // 409: the container is not running, so neither is anything in it.
+                return KillOutcome::ContainerGone;
+            }
+            Err(RuntimeError::Container { source, .. }) if no_shell(&source.to_string()) => {
+                return KillOutcome::NoShell;
+            }
+            Err(e) => return KillOutcome::Failed(e.to_string()),
+        };
+        let mut output = String::new();
+        let ran = async {
+            pump_lines(frames, &mut |line: OutputLine| {
+                if output.len() < 1024 {
+                    output.push_str(&line.text);
+                    output.push(' ');
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            poll_exit_code(&exec_id, || {
+                inspect_exec(self.docker().clone(), exec_id.clone())
+            })
+            .await
+            .map_err(|e| e.to_string())
+        };
+        let code = match tokio::time::timeout(KILL_TIMEOUT, ran).await {
+            Ok(Ok(code)) => code,
+            Ok(Err(e)) => return KillOutcome::Failed(format!("the kill command failed: {e}")),
+            Err(_) => {
+                return KillOutcome::Failed(format!(
+                    "the kill command did not finish within {}",
+                    humantime::format_duration(KILL_TIMEOUT)
+                ));
+            }
+        };
+        match code {
+            0 => KillOutcome::Killed,
+            126 | 127 => KillOutcome::NoShell,
+            _ if no_shell(&output) => KillOutcome::NoShell,
+            code => KillOutcome::Failed(format!(
+                "the kill command exited with code {code}: {}",
+                output.trim()
+            )),
+        }
+    }
+
     /// [`super::Runtime::exec`] on the engine.
     pub(super) async fn exec_stream(&self, spec: ExecSpec) -> Result<ExecStream> {
         let container = spec.container.clone();
+        let what = spec.description();
+        let limits = spec.limits.clone();
         tracing::debug!(container = %container, command = ?spec.cmd, user = ?spec.user,
             "Starting a command in a container.");
-        let (exec_id, frames) = self.start_exec(spec).await?;
+        let token = exec_token();
+        let (exec_id, frames) = self.start_exec(spec, Some(&token)).await?;
+        let kill = self.killer(container.clone(), token);
         let stderr = StderrTail::new();
         let reader = FrameReader {
             frames,
@@ -104,9 +222,10 @@ impl DockerRuntime {
             let exec_id = exec_id.clone();
             Arc::new(move || Box::pin(inspect_exec(docker.clone(), exec_id.clone())))
         };
-        Ok(ExecStream::from_parts(
-            exec_id, container, reader, stderr, probe,
-        ))
+        Ok(
+            ExecStream::from_parts(exec_id, container, reader, stderr, probe)
+                .with_control(what, &limits, kill),
+        )
     }
 
     /// [`super::Runtime::exec_capture`] on the engine.
@@ -115,19 +234,43 @@ impl DockerRuntime {
         F: FnMut(OutputLine) + Send,
     {
         let container = spec.container.clone();
+        let what = spec.description();
+        let limits = spec.limits.clone();
         tracing::debug!(container = %container, command = ?spec.cmd, user = ?spec.user,
             "Running a command in a container.");
-        let (exec_id, frames) = self.start_exec(spec).await?;
-        pump_lines(frames, &mut on_line)
+        let token = exec_token();
+        let (exec_id, frames) = self.start_exec(spec, Some(&token)).await?;
+        let kill = self.killer(container.clone(), token);
+        // Dropping this future (a cancelled caller) kills the command too.
+        let mut guard = KillOnDrop::new(Arc::clone(&kill), what.clone());
+        let ran = async {
+            pump_lines(frames, &mut on_line)
+                .await
+                .map_err(|source| RuntimeError::Output {
+                    container: container.clone(),
+                    source: io::Error::other(source),
+                })?;
+            // The output can end before the process does (it closed stdout): the limits
+            // still hold while the exit code is awaited.
+            poll_exit_code(&exec_id, || {
+                inspect_exec(self.docker().clone(), exec_id.clone())
+            })
             .await
-            .map_err(|source| RuntimeError::Output {
-                container: container.clone(),
-                source: io::Error::other(source),
-            })?;
-        poll_exit_code(&exec_id, || {
-            inspect_exec(self.docker().clone(), exec_id.clone())
-        })
-        .await
+        };
+        let result = tokio::select! {
+            result = ran => result,
+            interruption = limits.reached() => {
+                let kill = kill().await;
+                let interrupted = ExecInterrupted { what, interruption, kill };
+                tracing::warn!(container = %container, kill_worked = interrupted.kill.is_gone(), "{interrupted}.");
+                Err(RuntimeError::Interrupted(interrupted))
+            }
+        };
+        if matches!(result, Ok(_) | Err(RuntimeError::Interrupted(_))) {
+            // It exited, or the kill already ran.
+            guard.disarm();
+        }
+        result
     }
 }
 
@@ -237,6 +380,23 @@ impl AsyncRead for FrameReader {
             }
         }
     }
+}
+
+/// Whether the engine answered 409 Conflict (e.g. the container is not running).
+fn is_conflict(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
+/// Whether an engine or runtime message says the command (`sh`) does not exist.
+fn no_shell(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("executable file not found") || message.contains("no such file or directory")
 }
 
 /// A failed operation on a container, telling "does not exist" apart.

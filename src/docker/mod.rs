@@ -21,8 +21,9 @@ mod watch;
 pub use client::{DockerClient, DockerError, Result};
 pub use containers::{BACKUP_MOUNT, DEFAULT_BACKUP_COMMAND};
 pub use output::{
-    ExecOutcome, ExecStatus, ExecStream, OutputLine, OutputStream, STDERR_TAIL_BYTES, StatusProbe,
-    StderrTail,
+    Deadline, ExecInterrupted, ExecKill, ExecLimits, ExecOutcome, ExecStatus, ExecStream,
+    Interruption, KillOutcome, OutputLine, OutputStream, STDERR_TAIL_BYTES, StatusProbe,
+    StderrTail, interruption,
 };
 pub use runtime::{
     ContainerDetails, ContainerMount, ContainerRef, DockerRuntime, ExecSpec, ExecStdin, HelperSpec,

@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
 use super::runtime::RuntimeError;
+use crate::clock::Clock;
 
 /// How much of a process's stderr is kept: enough for any tool's error message, small enough
 /// that a tool chattering on stderr for hours cannot exhaust memory.
@@ -220,6 +222,10 @@ pub struct ExecStream {
     stdout_bytes: u64,
     /// How to learn the exit code.
     status: StatusProbe,
+    /// What ends the process early and how it is killed; `None` when nothing does.
+    control: Option<Box<Control>>,
+    /// Kills the process inside its container when the stream is dropped before it exited.
+    guard: KillOnDrop,
 }
 
 impl fmt::Debug for ExecStream {
@@ -235,11 +241,8 @@ impl fmt::Debug for ExecStream {
 
 /// The first pause between status polls while the engine records an exit code.
 const STATUS_POLL_START: Duration = Duration::from_millis(10);
-/// The longest pause between status polls.
-const STATUS_POLL_MAX: Duration = Duration::from_millis(250);
-/// How many polls (about 15 s in total) before giving up on an exit code. The output ends when
-/// the process exits, so the engine normally has the code at the first poll.
-const STATUS_POLLS: u32 = 70;
+/// The longest pause between status polls: a busy engine is asked about once a second.
+const STATUS_POLL_MAX: Duration = Duration::from_secs(1);
 
 impl ExecStream {
     /// Assembles a stream from its parts: how a runtime (real or fake) hands out an exec.
@@ -258,7 +261,19 @@ impl ExecStream {
             stderr,
             stdout_bytes: 0,
             status,
+            control: None,
+            guard: KillOnDrop::disarmed(),
         }
+    }
+
+    /// Lets `limits` end the process early: once its deadline passes or its token fires, `kill`
+    /// runs and reading fails with an [`ExecInterrupted`] naming `what`. `kill` also runs when
+    /// the stream is dropped before the process exited.
+    #[must_use]
+    pub fn with_control(mut self, what: String, limits: &ExecLimits, kill: ExecKill) -> Self {
+        self.guard = KillOnDrop::new(Arc::clone(&kill), what.clone());
+        self.control = Some(Box::new(Control::new(what, limits, kill)));
+        self
     }
 
     /// The engine's id of the exec instance.
@@ -289,13 +304,43 @@ impl ExecStream {
     /// is read and discarded first: the process cannot finish while its output is unread.
     pub async fn finish(mut self) -> Result<ExecOutcome, RuntimeError> {
         let mut sink = tokio::io::sink();
-        tokio::io::copy(&mut self, &mut sink)
-            .await
-            .map_err(|source| RuntimeError::Output {
-                container: self.container.clone(),
-                source,
-            })?;
-        let exit_code = poll_exit_code(&self.exec_id, || (self.status)()).await?;
+        if let Err(source) = tokio::io::copy(&mut self, &mut sink).await {
+            return Err(match interruption(&source) {
+                Some(interrupted) => RuntimeError::Interrupted(interrupted.clone()),
+                None => RuntimeError::Output {
+                    container: self.container.clone(),
+                    source,
+                },
+            });
+        }
+        let status = Arc::clone(&self.status);
+        let exec_id = self.exec_id.clone();
+        let polled = poll_exit_code(&exec_id, || status());
+        // The output can end before the process does (it closed stdout): the limits still hold.
+        let exit_code = match self.control.as_mut() {
+            None => polled.await,
+            Some(control) => {
+                let code = tokio::select! {
+                    biased;
+                    interrupted = std::future::poll_fn(|cx| control.poll_stop(cx)) => {
+                        Err(RuntimeError::Interrupted(interrupted))
+                    }
+                    code = polled => code,
+                };
+                if code.is_ok() && control.stopping() {
+                    // It exited because the kill had begun: report the kill, not its exit code.
+                    let interrupted = std::future::poll_fn(|cx| control.poll_stop(cx)).await;
+                    Err(RuntimeError::Interrupted(interrupted))
+                } else {
+                    code
+                }
+            }
+        };
+        if matches!(exit_code, Ok(_) | Err(RuntimeError::Interrupted(_))) {
+            // It exited, or the kill already ran: nothing is left to kill on drop.
+            self.guard.disarm();
+        }
+        let exit_code = exit_code?;
         Ok(ExecOutcome {
             exit_code,
             stderr: self.stderr.text(),
@@ -305,8 +350,9 @@ impl ExecStream {
 }
 
 /// Asks `status` until the exec no longer runs and returns its exit code. Once the output has
-/// ended the engine normally has the code at the first ask; the pauses cover the short moment
-/// when it has not recorded it yet.
+/// ended the engine normally has the code at the first ask; the pauses (growing to a second)
+/// cover the moment when it has not recorded it yet, however long a busy engine takes. There
+/// is no count of its own: the caller's deadline bounds the wait.
 pub(crate) async fn poll_exit_code<F, Fut>(
     exec_id: &str,
     mut status: F,
@@ -319,7 +365,7 @@ where
         exec_id: exec_id.to_owned(),
     };
     let mut pause = STATUS_POLL_START;
-    for _ in 0..STATUS_POLLS {
+    loop {
         let status = status().await?;
         if !status.running {
             return status.exit_code.ok_or_else(unknown);
@@ -327,7 +373,6 @@ where
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(STATUS_POLL_MAX);
     }
-    Err(unknown())
 }
 
 impl AsyncRead for ExecStream {
@@ -337,11 +382,309 @@ impl AsyncRead for ExecStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(control) = this.control.as_mut() {
+            match control.poll_stop(cx) {
+                Poll::Ready(interrupted) => {
+                    // The kill ran: nothing is left to kill on drop.
+                    this.guard.disarm();
+                    return Poll::Ready(Err(io::Error::other(interrupted)));
+                }
+                // The end of output a kill causes must not pass for the end of the dump.
+                Poll::Pending if control.stopping() => return Poll::Pending,
+                Poll::Pending => {}
+            }
+        }
         let before = buf.filled().len();
         let result = this.stdout.as_mut().poll_read(cx, buf);
         let read = buf.filled().len() - before;
         this.stdout_bytes += read as u64;
         result
+    }
+}
+
+/// When a process in a container must have finished, and the setting that says so (for the
+/// message that reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// When it passes.
+    pub at: tokio::time::Instant,
+    /// How long the process was given.
+    pub limit: Duration,
+    /// Where the limit comes from, as the operator knows it (`hookTimeout`, `resticTimeout`).
+    pub setting: &'static str,
+}
+
+impl Deadline {
+    /// A deadline `limit` from now.
+    #[must_use]
+    pub fn after(limit: Duration, setting: &'static str) -> Self {
+        Self {
+            at: Clock::System.instant() + limit,
+            limit,
+            setting,
+        }
+    }
+}
+
+/// What ends a process in a container early: a deadline, a cancellation (job timeout,
+/// shutdown), both or neither.
+#[derive(Debug, Clone, Default)]
+pub struct ExecLimits {
+    /// Kill it when this passes.
+    pub deadline: Option<Deadline>,
+    /// Kill it when this fires.
+    pub cancel: Option<CancellationToken>,
+}
+
+impl ExecLimits {
+    /// Limits with both a deadline and a cancellation.
+    #[must_use]
+    pub fn new(deadline: Deadline, cancel: CancellationToken) -> Self {
+        Self {
+            deadline: Some(deadline),
+            cancel: Some(cancel),
+        }
+    }
+
+    /// The same cancellation with `deadline`, or the earlier of the two deadlines.
+    #[must_use]
+    pub fn at_most(&self, deadline: Deadline) -> Self {
+        let deadline = match self.deadline {
+            Some(own) if own.at <= deadline.at => own,
+            _ => deadline,
+        };
+        Self {
+            deadline: Some(deadline),
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    /// Resolves once the deadline passes or the cancellation fires; never without either.
+    #[must_use]
+    pub fn reached(&self) -> BoxFuture<'static, Interruption> {
+        let deadline = self.deadline;
+        let cancel = self.cancel.clone();
+        Box::pin(async move {
+            let passed = async {
+                match deadline {
+                    Some(deadline) => {
+                        tokio::time::sleep_until(deadline.at).await;
+                        Interruption::Deadline(deadline)
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let cancelled = async {
+                match cancel {
+                    Some(cancel) => {
+                        cancel.cancelled().await;
+                        Interruption::Cancelled
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                interruption = passed => interruption,
+                interruption = cancelled => interruption,
+            }
+        })
+    }
+}
+
+/// Why a process was ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interruption {
+    /// It ran past its deadline.
+    Deadline(Deadline),
+    /// Its job was stopped (job timeout or shutdown).
+    Cancelled,
+}
+
+/// How killing a process inside its container went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillOutcome {
+    /// Every process of the exec was signalled and is gone.
+    Killed,
+    /// The container is gone or stopped, and its processes with it.
+    ContainerGone,
+    /// The container has no `sh` to run the kill with.
+    NoShell,
+    /// The kill could not run or did not finish.
+    Failed(String),
+}
+
+impl KillOutcome {
+    /// Whether the process is known to be gone.
+    #[must_use]
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Self::Killed | Self::ContainerGone)
+    }
+}
+
+impl fmt::Display for KillOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Killed => f.write_str("was killed"),
+            Self::ContainerGone => f.write_str("ended with its container"),
+            Self::NoShell => f.write_str(
+                "could not be killed inside the container (it has no sh); it may still be running there",
+            ),
+            Self::Failed(reason) => write!(
+                f,
+                "could not be killed inside the container ({reason}); it may still be running there"
+            ),
+        }
+    }
+}
+
+/// A process in a container that Marina ended early, and how the kill went.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ExecInterrupted {
+    /// What ran, with its container: `pre-hook in container app-1`.
+    pub what: String,
+    /// Why it was ended.
+    pub interruption: Interruption,
+    /// Whether the kill worked.
+    pub kill: KillOutcome,
+}
+
+impl fmt::Display for ExecInterrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.interruption {
+            Interruption::Deadline(deadline) => write!(
+                f,
+                "{} ran longer than {} {} and {}",
+                self.what,
+                deadline.setting,
+                humantime::format_duration(deadline.limit),
+                self.kill
+            ),
+            Interruption::Cancelled => write!(
+                f,
+                "{} was stopped because its job was stopped (job timeout or shutdown) and {}",
+                self.what, self.kill
+            ),
+        }
+    }
+}
+
+/// The [`ExecInterrupted`] inside an I/O error from reading an exec's output, if that is why
+/// the read failed.
+#[must_use]
+pub fn interruption(error: &io::Error) -> Option<&ExecInterrupted> {
+    error.get_ref()?.downcast_ref::<ExecInterrupted>()
+}
+
+/// Kills an exec's processes inside its container; the real adapter runs a second exec.
+pub type ExecKill = Arc<dyn Fn() -> BoxFuture<'static, KillOutcome> + Send + Sync>;
+
+/// Ends a process when its limits are reached: watching, then killing, then done.
+struct Control {
+    /// What runs, for the message.
+    what: String,
+    /// How to kill it.
+    kill: ExecKill,
+    /// Where it stands.
+    stop: Stop,
+}
+
+enum Stop {
+    /// Waiting for a limit.
+    Watching(BoxFuture<'static, Interruption>),
+    /// A limit was reached; the kill runs.
+    Killing(Interruption, BoxFuture<'static, KillOutcome>),
+    /// Killed; every read reports it.
+    Done(ExecInterrupted),
+}
+
+impl Control {
+    fn new(what: String, limits: &ExecLimits, kill: ExecKill) -> Self {
+        Self {
+            what,
+            kill,
+            stop: Stop::Watching(limits.reached()),
+        }
+    }
+
+    /// Whether a limit was reached (the kill runs or ran).
+    fn stopping(&self) -> bool {
+        !matches!(self.stop, Stop::Watching(_))
+    }
+
+    /// Ready once a limit was reached and the kill has run.
+    fn poll_stop(&mut self, cx: &mut Context<'_>) -> Poll<ExecInterrupted> {
+        loop {
+            match &mut self.stop {
+                Stop::Watching(reached) => match reached.as_mut().poll(cx) {
+                    Poll::Ready(interruption) => {
+                        self.stop = Stop::Killing(interruption, (self.kill)());
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                Stop::Killing(interruption, killing) => match killing.as_mut().poll(cx) {
+                    Poll::Ready(kill) => {
+                        let interrupted = ExecInterrupted {
+                            what: self.what.clone(),
+                            interruption: *interruption,
+                            kill,
+                        };
+                        tracing::warn!(kill_worked = interrupted.kill.is_gone(), "{interrupted}.");
+                        self.stop = Stop::Done(interrupted);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                Stop::Done(interrupted) => return Poll::Ready(interrupted.clone()),
+            }
+        }
+    }
+}
+
+/// Kills an exec's processes when dropped while armed: a hook, dump or probe abandoned by a
+/// cancelled or timed-out caller must not go on running inside the container.
+pub(crate) struct KillOnDrop {
+    /// The kill and what it kills; `None` once disarmed.
+    armed: Option<(ExecKill, String)>,
+}
+
+impl KillOnDrop {
+    /// Armed: dropping it kills.
+    pub(crate) fn new(kill: ExecKill, what: String) -> Self {
+        Self {
+            armed: Some((kill, what)),
+        }
+    }
+
+    /// Never kills.
+    pub(crate) fn disarmed() -> Self {
+        Self { armed: None }
+    }
+
+    /// The process exited (or was killed already): dropping no longer kills.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let Some((kill, what)) = self.armed.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "{what} was abandoned outside the async runtime and could not be killed inside its container."
+            );
+            return;
+        };
+        handle.spawn(async move {
+            match kill().await {
+                KillOutcome::Killed | KillOutcome::ContainerGone => {
+                    tracing::info!("{what} was abandoned before it finished and was killed inside its container.");
+                }
+                outcome => tracing::warn!("{what} was abandoned before it finished and {outcome}."),
+            }
+        });
     }
 }
 
@@ -426,5 +769,150 @@ mod tests {
                 stdout_bytes: 10
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// A busy engine may take a long time to record an exit: the poll waits as long as the
+    /// exec runs (the caller's deadline bounds it), it does not give up after a fixed count.
+    #[tokio::test(start_paused = true)]
+    async fn the_exit_code_poll_waits_past_a_long_running_exec() {
+        let asked = Arc::new(AtomicU32::new(0));
+        let started = crate::clock::Clock::System.instant();
+        let probe = {
+            let asked = Arc::clone(&asked);
+            move || {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let running = started.elapsed() < Duration::from_mins(1);
+                async move {
+                    Ok(ExecStatus {
+                        running,
+                        exit_code: (!running).then_some(7),
+                        command: Vec::new(),
+                        user: None,
+                    })
+                }
+            }
+        };
+        let code = poll_exit_code("e1", probe).await.unwrap();
+        assert_eq!(code, 7);
+        assert!(started.elapsed() >= Duration::from_mins(1));
+        // Backoff is capped: about one ask per second at most, not a busy loop.
+        let asks = asked.load(Ordering::SeqCst);
+        assert!((60..=400).contains(&asks), "{asks} asks");
+    }
+}
+
+#[cfg(test)]
+mod control_tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    fn running() -> StatusProbe {
+        Arc::new(|| {
+            Box::pin(async {
+                Ok(ExecStatus {
+                    running: true,
+                    exit_code: None,
+                    command: Vec::new(),
+                    user: None,
+                })
+            })
+        })
+    }
+
+    fn counting_kill(kills: &Arc<AtomicU32>, outcome: KillOutcome) -> ExecKill {
+        let kills = Arc::clone(kills);
+        Arc::new(move || {
+            kills.fetch_add(1, Ordering::SeqCst);
+            let outcome = outcome.clone();
+            Box::pin(async move { outcome })
+        })
+    }
+
+    /// A stdout that never ends while the other half is kept, like a hung dump tool's.
+    fn silent_stream(kill: ExecKill, limits: &ExecLimits) -> (ExecStream, tokio::io::DuplexStream) {
+        let (writer, silent) = tokio::io::duplex(8);
+        let stream = ExecStream::from_parts(
+            "e1".into(),
+            "db-1".into(),
+            silent,
+            StderrTail::new(),
+            running(),
+        )
+        .with_control("pg_dumpall in container db-1".into(), limits, kill);
+        (stream, writer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_past_the_deadline_kills_once_and_reports_why() {
+        let kills = Arc::new(AtomicU32::new(0));
+        let limits = ExecLimits {
+            deadline: Some(Deadline::after(Duration::from_secs(3), "resticTimeout")),
+            cancel: None,
+        };
+        let (mut stream, _writer) =
+            silent_stream(counting_kill(&kills, KillOutcome::Killed), &limits);
+        let mut buf = [0; 16];
+        let error = stream.read(&mut buf).await.unwrap_err();
+        assert_eq!(
+            interruption(&error).unwrap().to_string(),
+            "pg_dumpall in container db-1 ran longer than resticTimeout 3s and was killed"
+        );
+        assert!(matches!(
+            stream.finish().await,
+            Err(RuntimeError::Interrupted(ExecInterrupted {
+                kill: KillOutcome::Killed,
+                ..
+            }))
+        ));
+        tokio::task::yield_now().await;
+        assert_eq!(
+            kills.load(Ordering::SeqCst),
+            1,
+            "killed once, not again on drop"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_kills_and_says_when_the_kill_could_not_work() {
+        let kills = Arc::new(AtomicU32::new(0));
+        let cancel = CancellationToken::new();
+        let limits = ExecLimits {
+            deadline: None,
+            cancel: Some(cancel.clone()),
+        };
+        let (stream, _writer) = silent_stream(counting_kill(&kills, KillOutcome::NoShell), &limits);
+        cancel.cancel();
+        let error = stream.finish().await.unwrap_err().to_string();
+        assert!(
+            error.contains("was stopped because its job was stopped"),
+            "{error}"
+        );
+        assert!(
+            error.contains("(it has no sh); it may still be running"),
+            "{error}"
+        );
+        assert_eq!(kills.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_dropped_before_its_process_exited_is_killed() {
+        let kills = Arc::new(AtomicU32::new(0));
+        let (stream, _writer) = silent_stream(
+            counting_kill(&kills, KillOutcome::Killed),
+            &ExecLimits::default(),
+        );
+        drop(stream);
+        tokio::task::yield_now().await;
+        assert_eq!(kills.load(Ordering::SeqCst), 1);
     }
 }

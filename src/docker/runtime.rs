@@ -15,7 +15,7 @@ use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
 use super::client::DockerClient;
-use super::output::{ExecStatus, ExecStream, OutputLine};
+use super::output::{ExecInterrupted, ExecLimits, ExecStatus, ExecStream, OutputLine};
 use crate::model::{ContainerState, Secret};
 
 /// Label on every container Marina starts, saying what it is for: [`ROLE_HELPER`] or
@@ -45,7 +45,9 @@ pub trait Runtime: Send + Sync {
     fn inspect_exec(&self, exec_id: &str) -> impl Future<Output = Result<ExecStatus>> + Send;
 
     /// Runs a short command (a hook) in a running container, delivering its stdout and stderr
-    /// lines to `on_line` as they arrive, and returns its exit code.
+    /// lines to `on_line` as they arrive, and returns its exit code. When `spec.limits` are
+    /// reached the command is killed inside the container and the answer is
+    /// [`RuntimeError::Interrupted`]; dropping the future before it ends kills it too.
     fn exec_capture<F>(
         &self,
         spec: ExecSpec,
@@ -74,6 +76,13 @@ pub trait Runtime: Send + Sync {
     /// The running containers that mount the volume `volume` read-write, freshly listed: the
     /// ones `stopAttached` stops while the volume is staged.
     fn running_writers(
+        &self,
+        volume: &str,
+    ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send;
+
+    /// The running containers that mount the volume `volume` at all (read-only mounts count),
+    /// freshly listed: where its hooks run (SPEC §3.3).
+    fn running_mounters(
         &self,
         volume: &str,
     ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send;
@@ -124,6 +133,11 @@ pub struct ExecSpec {
     pub env: Vec<(String, Secret)>,
     /// Bytes fed to the command's stdin, which is closed at their end; `None` attaches none.
     pub stdin: Option<ExecStdin>,
+    /// What runs, for messages (`pre-hook in container app-1`); `None` says "a command in
+    /// container …".
+    pub what: Option<String>,
+    /// When the command is killed inside the container if it has not ended.
+    pub limits: ExecLimits,
 }
 
 impl ExecSpec {
@@ -136,7 +150,31 @@ impl ExecSpec {
             user: None,
             env: Vec::new(),
             stdin: None,
+            what: None,
+            limits: ExecLimits::default(),
         }
+    }
+
+    /// Names what runs, for messages.
+    #[must_use]
+    pub fn what(mut self, what: impl Into<String>) -> Self {
+        self.what = Some(what.into());
+        self
+    }
+
+    /// Kills the command inside the container when `limits` are reached.
+    #[must_use]
+    pub fn limits(mut self, limits: ExecLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What runs, for messages.
+    #[must_use]
+    pub fn description(&self) -> String {
+        self.what
+            .clone()
+            .unwrap_or_else(|| format!("a command in container {}", self.container))
     }
 
     /// Runs as `user` instead.
@@ -361,6 +399,9 @@ pub enum RuntimeError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// A command in a container ran past its limits and was killed (or could not be).
+    #[error(transparent)]
+    Interrupted(#[from] ExecInterrupted),
     /// The engine never reported an exit code for an exec whose output had ended.
     #[error("the Docker engine reported no exit code for exec {exec_id}")]
     ExitCodeUnknown {
@@ -468,7 +509,14 @@ impl Runtime for DockerRuntime {
         &self,
         volume: &str,
     ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send {
-        self.writers(volume)
+        self.mounters(volume, true)
+    }
+
+    fn running_mounters(
+        &self,
+        volume: &str,
+    ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send {
+        self.mounters(volume, false)
     }
 
     fn run_helper<F>(

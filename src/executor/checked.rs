@@ -22,7 +22,8 @@ pub struct CheckedDump {
 }
 
 enum State {
-    Reading(DumpStream),
+    /// Boxed: a running dump is large next to the other states.
+    Reading(Box<DumpStream>),
     Finishing(Finish),
     Done(Result<DumpSummary, String>),
 }
@@ -32,7 +33,7 @@ impl CheckedDump {
     #[must_use]
     pub fn new(dump: DumpStream) -> Self {
         Self {
-            state: State::Reading(dump),
+            state: State::Reading(Box::new(dump)),
         }
     }
 
@@ -57,7 +58,7 @@ impl AsyncRead for CheckedDump {
             match &mut this.state {
                 State::Reading(dump) => {
                     let before = buf.filled().len();
-                    match Pin::new(dump).poll_read(cx, buf) {
+                    match Pin::new(dump.as_mut()).poll_read(cx, buf) {
                         Poll::Ready(Ok(())) if buf.filled().len() == before => {
                             // The end: check the tool before reporting it.
                             let placeholder = State::Done(Err("the dump's state was lost".into()));

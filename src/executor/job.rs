@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -30,14 +30,14 @@ use crate::backend::format_bytes;
 use crate::backend::restic::{BackupOptions, Restic, Session};
 use crate::clock;
 use crate::config::{Backend, Config, Instance};
-use crate::docker::dump::dump;
+use crate::docker::dump::{DumpError, DumpStream, dump_within};
 use crate::docker::own_container::host_path;
 use crate::docker::{
-    ContainerRef, ExecSpec, HelperSpec, JobContainerSpec, MountSpec, OutputLine, PullPolicy,
-    RunOutcome, Runtime,
+    ContainerRef, Deadline, ExecLimits, ExecSpec, HelperSpec, JobContainerSpec, MountSpec,
+    OutputLine, PullPolicy, RunOutcome, Runtime, RuntimeError, interruption,
 };
 use crate::metrics::{BackupImageFinished, Metrics, TargetBackedUp, TargetStaged};
-use crate::model::{DbKind, Secret, TargetId, TargetKind, VolumePath};
+use crate::model::{ContainerInfo, DbKind, Secret, TargetId, TargetKind, VolumePath};
 use crate::reconcile::JobOrder;
 use crate::reconcile::graph::{Found, Target};
 use crate::store::{JobId, JobStatus, JournalId, JournalKind, Store};
@@ -254,7 +254,7 @@ async fn restic_target<R: Runtime + 'static>(
     match (&target.spec.kind, &target.found) {
         (TargetKind::Volume { paths, .. }, Some(Found::Volume(volume))) => {
             let _lock = ctx.locks.lock(&volume.name).await;
-            with_hooks(ctx, target, || async {
+            with_hooks(ctx, target, None, || async {
                 let stopped = stop_attached(ctx, target).await?;
                 restic_volume(
                     ctx,
@@ -274,12 +274,11 @@ async fn restic_target<R: Runtime + 'static>(
                 Ok(kind) => kind,
                 Err(reason) => return TargetOutcome::Failed(reason),
             };
-            with_hooks(ctx, target, || async {
+            let db = DbContainer::new(container);
+            with_hooks(ctx, target, Some(&db), || async {
                 // A stream is read once: the repository must be open before the dump starts.
                 session.open().await.map_err(|e| e.to_string())?;
-                let stream = dump(&*ctx.runtime, &container.id, kind, dump_args)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let stream = start_dump(ctx, &db, kind, dump_args).await?;
                 let tool = stream.tool();
                 info!(tool, "Streaming the dump into restic.");
                 let filename = format!("{}/{}", container.name, kind.dump_file_name());
@@ -556,7 +555,7 @@ async fn stage_target<R: Runtime + 'static>(
     match (&target.spec.kind, &target.found) {
         (TargetKind::Volume { paths, .. }, Some(Found::Volume(volume))) => {
             let _lock = ctx.locks.lock(&volume.name).await;
-            with_hooks(ctx, target, || async {
+            with_hooks(ctx, target, None, || async {
                 let stopped = stop_attached(ctx, target).await?;
                 let dir = layout.volume_dir(&volume.name);
                 let result = copy_volume(ctx, &volume.name, paths, &dir).await;
@@ -578,11 +577,11 @@ async fn stage_target<R: Runtime + 'static>(
                 Ok(kind) => kind,
                 Err(reason) => return TargetOutcome::Failed(reason),
             };
-            with_hooks(ctx, target, || async {
+            let db = DbContainer::new(container);
+            with_hooks(ctx, target, Some(&db), || async {
                 dump_to_file(
                     ctx,
-                    &container.id,
-                    &container.name,
+                    &db,
                     kind,
                     dump_args,
                     &layout.dump_file(&container.name, kind),
@@ -599,8 +598,7 @@ async fn stage_target<R: Runtime + 'static>(
 /// the database container).
 async fn dump_to_file<R: Runtime + 'static>(
     ctx: &JobContext<R>,
-    container_id: &str,
-    container_name: &str,
+    db: &DbContainer,
     kind: DbKind,
     dump_args: &[String],
     file: &Path,
@@ -610,16 +608,19 @@ async fn dump_to_file<R: Runtime + 'static>(
             .await
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let mut stream = dump(&*ctx.runtime, container_id, kind, dump_args)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut stream = start_dump(ctx, db, kind, dump_args).await?;
     let tool = stream.tool();
+    let container_name = &db.name;
     let mut out = tokio::fs::File::create(file)
         .await
         .map_err(|e| format!("cannot create {}: {e}", file.display()))?;
     tokio::io::copy(&mut stream, &mut out)
         .await
-        .map_err(|e| format!("writing the dump of {container_name} failed: {e}"))?;
+        .map_err(|e| match interruption(&e) {
+            // Killed at its deadline: the reason says it all.
+            Some(interrupted) => interrupted.to_string(),
+            None => format!("writing the dump of {container_name} failed: {e}"),
+        })?;
     out.flush()
         .await
         .map_err(|e| format!("writing the dump of {container_name} failed: {e}"))?;
@@ -744,22 +745,28 @@ fn not_ready(target: &Target) -> Option<String> {
 }
 
 /// Runs `stage` between the target's pre-hook and post-hook (SPEC §3.3): a failing pre-hook
-/// fails the target; the post-hook runs whatever happened and only warns.
-async fn with_hooks<R, F, Fut>(ctx: &JobContext<R>, target: &Target, stage: F) -> TargetOutcome
+/// fails the target; the post-hook runs whatever happened and only warns. A db target's hooks
+/// run in `db`.
+async fn with_hooks<R, F, Fut>(
+    ctx: &JobContext<R>,
+    target: &Target,
+    db: Option<&DbContainer>,
+    stage: F,
+) -> TargetOutcome
 where
     R: Runtime + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Done, String>>,
 {
     let result = match &target.spec.pre_hook {
-        Some(hook) => match run_hook(ctx, target, "pre", hook).await {
+        Some(hook) => match run_hook(ctx, target, db, "pre", hook).await {
             Ok(()) => stage().await,
             Err(e) => Err(e),
         },
         None => stage().await,
     };
     if let Some(hook) = &target.spec.post_hook
-        && let Err(e) = run_hook(ctx, target, "post", hook).await
+        && let Err(e) = run_hook(ctx, target, db, "post", hook).await
     {
         warn!("{e}");
     }
@@ -770,43 +777,142 @@ where
 }
 
 /// Runs a hook with `sh -c` in the db container, or in the first running container that
-/// mounts the volume; without one, the hook is skipped with a warning.
+/// mounts the volume (read-only mounts count; Marina's own container does not); without one,
+/// the hook is skipped with a warning. The hook text is run as written: `$VAR` in it is the
+/// container's variable, never Marina's. Past `hookTimeout`, or when the job is stopped, the
+/// hook is killed inside the container and fails.
 async fn run_hook<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     target: &Target,
+    db: Option<&DbContainer>,
     which: &str,
     hook: &str,
 ) -> Result<(), String> {
-    let container = match &target.found {
-        Some(Found::Container(container)) => Some(container.id.clone()),
-        Some(Found::Volume(volume)) => ctx
+    if ctx.cancel.is_cancelled() {
+        // It would be killed the moment it started.
+        return Err(format!("the {which}-hook did not run: the job was stopped"));
+    }
+    let container = match (db, &target.found) {
+        (Some(db), _) => Some((db.current(ctx).await?, db.name.clone())),
+        (None, Some(Found::Volume(volume))) => ctx
             .runtime
-            .running_writers(&volume.name)
+            .running_mounters(&volume.name)
             .await
             .map_err(|e| format!("{which}-hook: cannot list the containers using the volume: {e}"))?
             .into_iter()
-            .next()
-            .map(|c| c.id),
-        None => None,
+            .find(|c| ctx.own_container.as_deref() != Some(c.id.as_str()))
+            .map(|c| {
+                let name = if c.name.is_empty() {
+                    c.id.clone()
+                } else {
+                    c.name
+                };
+                (c.id, name)
+            }),
+        (None, _) => None,
     };
-    let Some(container) = container else {
+    let Some((container, name)) = container else {
         warn!(
             hook = which,
             "No running container mounts the volume; the {which}-hook is skipped."
         );
         return Ok(());
     };
-    info!(hook = which, "Running the {which}-hook.");
-    let spec = ExecSpec::new(container, vec!["sh".into(), "-c".into(), hook.to_owned()]);
-    let code = ctx
-        .runtime
-        .exec_capture(spec, log_output)
-        .await
-        .map_err(|e| format!("{which}-hook could not run: {e}"))?;
+    info!(hook = which, container = %name, "Running the {which}-hook.");
+    let limits = ExecLimits::new(
+        Deadline::after(ctx.instance.hook_timeout, "hookTimeout"),
+        ctx.cancel.clone(),
+    );
+    let spec = ExecSpec::new(container, vec!["sh".into(), "-c".into(), hook.to_owned()])
+        .what(format!("{which}-hook in container {name}"))
+        .limits(limits);
+    let code = match ctx.runtime.exec_capture(spec, log_output).await {
+        Ok(code) => code,
+        Err(RuntimeError::Interrupted(interrupted)) => return Err(interrupted.to_string()),
+        Err(e) => return Err(format!("{which}-hook could not run: {e}")),
+    };
     if code == 0 {
         Ok(())
     } else {
-        Err(format!("{which}-hook exited with code {code}"))
+        Err(format!(
+            "{which}-hook in container {name} exited with code {code}"
+        ))
+    }
+}
+
+/// A db target's container. The job was scheduled with the container observed then; if it was
+/// recreated since (a compose `up`, an image upgrade), Docker no longer knows that id, and the
+/// container is looked up again by its name.
+struct DbContainer {
+    /// Its name, which survives recreation.
+    name: String,
+    /// The id last seen.
+    id: Mutex<String>,
+}
+
+impl DbContainer {
+    fn new(observed: &ContainerInfo) -> Self {
+        Self {
+            name: observed.name.clone(),
+            id: Mutex::new(observed.id.clone()),
+        }
+    }
+
+    fn id(&self) -> String {
+        self.id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The id of the container now: the one last seen if Docker still knows it, else the one
+    /// that carries the name now.
+    async fn current<R: Runtime>(&self, ctx: &JobContext<R>) -> Result<String, String> {
+        let known = self.id();
+        match ctx.runtime.inspect_container(&known).await {
+            Ok(details) => return Ok(details.id),
+            Err(RuntimeError::NoSuchContainer { .. }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match ctx.runtime.inspect_container(&self.name).await {
+            Ok(details) => {
+                info!(container = %self.name, old_id = %known, new_id = %details.id,
+                    "The database container was recreated since the job was scheduled; going on with the new one.");
+                details
+                    .id
+                    .clone_into(&mut self.id.lock().unwrap_or_else(PoisonError::into_inner));
+                Ok(details.id)
+            }
+            Err(RuntimeError::NoSuchContainer { .. }) => Err(format!(
+                "database container {} no longer exists (it was removed after the job was scheduled)",
+                self.name
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Starts the dump of `db` bounded by `resticTimeout` and the job's cancellation; a container
+/// recreated under the dump's feet is looked up again once.
+async fn start_dump<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    db: &DbContainer,
+    kind: DbKind,
+    dump_args: &[String],
+) -> Result<DumpStream, String> {
+    let limits = ExecLimits::new(
+        Deadline::after(ctx.instance.dump_timeout, "resticTimeout"),
+        ctx.cancel.clone(),
+    );
+    let mut looked_again = false;
+    loop {
+        let id = db.current(ctx).await?;
+        match dump_within(&*ctx.runtime, &id, kind, dump_args, &limits).await {
+            Err(DumpError::Runtime(RuntimeError::NoSuchContainer { .. })) if !looked_again => {
+                looked_again = true;
+            }
+            result => return result.map_err(|e| e.to_string()),
+        }
     }
 }
 
