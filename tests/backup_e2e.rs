@@ -13,7 +13,7 @@ use serde_json::Value;
 use support::daemon::Daemon;
 use support::{
     BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, filled_volume, require_engine_and_images,
-    unique_name,
+    state_of, unique_name,
 };
 
 const PASSWORD: &str = "e2e-restic-password";
@@ -392,13 +392,6 @@ fn leftovers(id: i64, instance: &str, volume: &str) -> String {
         &format!("volume={volume}"),
     ]);
     format!("{}{}", backend.trim(), helper.trim())
-}
-
-/// `docker inspect`'s state of a container: `running`, `exited`, …
-fn state_of(container: &str) -> String {
-    docker(&["inspect", "--format", "{{.State.Status}}", container])
-        .trim()
-        .to_owned()
 }
 
 /// A helper image whose `sh` waits `seconds` before copying: staging that takes a while.

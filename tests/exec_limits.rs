@@ -16,7 +16,7 @@ use marina::docker::{
 use support::daemon::Daemon;
 use support::{
     BUSYBOX_IMAGE, ContainerGuard, DB_IMAGE, docker, docker_output, filled_volume,
-    require_engine_and_images, unique_name,
+    require_engine_and_images, running_app, unique_name,
 };
 
 const PASSWORD: &str = "exec-limits-password";
@@ -33,25 +33,6 @@ fn process_alive(container: &str, needle: &str) -> bool {
         .success()
 }
 
-/// A busybox container that runs until stopped, with `mount` (`-v` syntax).
-fn start_app(mount: &str) -> ContainerGuard {
-    let name = unique_name("app");
-    let guard = ContainerGuard(name.clone());
-    docker(&[
-        "run",
-        "--detach",
-        "--name",
-        &name,
-        "-v",
-        mount,
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while true; do sleep 1; done",
-    ]);
-    guard
-}
-
 #[tokio::test]
 async fn a_hanging_hook_and_a_hanging_dump_are_killed_inside_their_containers() {
     require_engine_and_images();
@@ -62,7 +43,7 @@ async fn a_hanging_hook_and_a_hanging_dump_are_killed_inside_their_containers() 
         &[("pg_dumpall", HANGING_DUMP)],
     );
     let (volume, _volume) = filled_volume("unused", "echo data > /data/file");
-    let app = start_app(&format!("{volume}:/data"));
+    let (app, _app) = running_app(&format!("{volume}:/data"));
     let db = unique_name("db");
     let _db = ContainerGuard(db.clone());
     docker(&[
@@ -90,7 +71,7 @@ async fn a_hanging_hook_and_a_hanging_dump_are_killed_inside_their_containers() 
         .await;
     let id = marina.trigger("hang").await;
     support::eventually(20, "the hook running in the app container", || {
-        process_alive(&app.0, "61[2]3")
+        process_alive(&app, "61[2]3")
     })
     .await;
     let job = marina.wait_job("hang", id, 60).await;
@@ -98,8 +79,7 @@ async fn a_hanging_hook_and_a_hanging_dump_are_killed_inside_their_containers() 
     assert_eq!(job["status"], "failed", "{log}");
     assert!(
         log.contains(&format!(
-            "pre-hook in container {} ran longer than hookTimeout 3s and was killed",
-            app.0
+            "pre-hook in container {app} ran longer than hookTimeout 3s and was killed"
         )),
         "{log}"
     );
@@ -110,7 +90,7 @@ async fn a_hanging_hook_and_a_hanging_dump_are_killed_inside_their_containers() 
         "{log}"
     );
     assert!(
-        !process_alive(&app.0, "61[2]3"),
+        !process_alive(&app, "61[2]3"),
         "the hook's sleep still runs in the app container"
     );
     assert!(
@@ -118,7 +98,7 @@ async fn a_hanging_hook_and_a_hanging_dump_are_killed_inside_their_containers() 
         "the dump tool still runs in the db container"
     );
     assert!(
-        process_alive(&app.0, "while true"),
+        process_alive(&app, "while true"),
         "the container's own processes are left alone"
     );
 }
@@ -127,7 +107,7 @@ async fn a_hanging_hook_and_a_hanging_dump_are_killed_inside_their_containers() 
 async fn a_job_timeout_kills_the_running_hook_inside_its_container() {
     require_engine_and_images();
     let (volume, _volume) = filled_volume("unused", "echo data > /data/file");
-    let app = start_app(&format!("{volume}:/data"));
+    let (app, _app) = running_app(&format!("{volume}:/data"));
     let config = format!(
         "instances:\n  - id: slow\n    customImage: marina-test/never-run:1\n    schedule: '0 3 * * *'\n    timeout: 3s\n    targets:\n      - volume: {volume}\n        preHook: 'sleep 6127'\n"
     );
@@ -144,12 +124,11 @@ async fn a_job_timeout_kills_the_running_hook_inside_its_container() {
     assert_eq!(job["status"], "timed_out", "{log}");
     assert!(
         log.contains(&format!(
-            "pre-hook in container {} was stopped because its job was stopped",
-            app.0
+            "pre-hook in container {app} was stopped because its job was stopped"
         )),
         "{log}"
     );
-    assert!(!process_alive(&app.0, "61[2]7"), "the hook still runs");
+    assert!(!process_alive(&app, "61[2]7"), "the hook still runs");
 }
 
 fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
@@ -174,7 +153,7 @@ fn start_postgres(name: &str) {
 async fn a_database_container_recreated_before_its_dump_is_found_again_by_name() {
     require_engine_and_images();
     let (volume, _volume) = filled_volume("unused", "echo data > /data/file");
-    let app = start_app(&format!("{volume}:/data"));
+    let (app, _app) = running_app(&format!("{volume}:/data"));
     let pg = unique_name("pg");
     let _pg = ContainerGuard(pg.clone());
     start_postgres(&pg);
@@ -197,7 +176,7 @@ async fn a_database_container_recreated_before_its_dump_is_found_again_by_name()
     let old_id = docker(&["inspect", "--format", "{{.Id}}", &pg]);
     let id = marina.trigger("recreated").await;
     support::eventually(30, "the pre-hook waiting", || {
-        process_alive(&app.0, "/data/g[o]")
+        process_alive(&app, "/data/g[o]")
     })
     .await;
     docker(&["rm", "--force", &pg]);
@@ -213,7 +192,7 @@ async fn a_database_container_recreated_before_its_dump_is_found_again_by_name()
         "-c",
         "CREATE TABLE reborn (name text); INSERT INTO reborn VALUES ('phoenix');",
     ]);
-    docker(&["exec", &app.0, "touch", "/data/go"]);
+    docker(&["exec", &app, "touch", "/data/go"]);
 
     let job = marina.wait_job("recreated", id, 120).await;
     let log = marina.job_log(id).await.join("\n");
@@ -247,7 +226,7 @@ async fn hooks_run_in_a_read_only_mounter_and_labels_never_see_marinas_environme
     require_engine_and_images();
     let (volume, _volume) = filled_volume("ro", "echo data > /data/file");
     // The only running container mounts the volume read-only.
-    let app = start_app(&format!("{volume}:/data:ro"));
+    let (app, _app) = running_app(&format!("{volume}:/data:ro"));
     let repos = tempfile::tempdir().unwrap();
     let repo = repos.path().join("repo");
     // The label's `$MARINA_ONLY_VAR` must reach the container's shell as written.
@@ -265,7 +244,7 @@ async fn hooks_run_in_a_read_only_mounter_and_labels_never_see_marinas_environme
         &format!("{volume}-labelled"),
     ]);
     let labelled = support::VolumeGuard(format!("{volume}-labelled"));
-    let _other = start_app(&format!("{}:/other:ro", labelled.0));
+    let _other = running_app(&format!("{}:/other:ro", labelled.0));
     let config = format!(
         "instances:\n  - id: ro\n    repository: {}\n    schedule: '0 3 * * *'\n    env: {{RESTIC_PASSWORD: {PASSWORD}}}\n    targets:\n      - volume: {volume}\n        preHook: 'echo config hook ran in $(cat /etc/hostname)'\n        allowEmpty: true\n",
         repo.display()
@@ -280,7 +259,7 @@ async fn hooks_run_in_a_read_only_mounter_and_labels_never_see_marinas_environme
     let id = marina.trigger("ro").await;
     let job = marina.wait_job("ro", id, 120).await;
     let log = marina.job_log(id).await.join("\n");
-    let hostname = docker(&["inspect", "--format", "{{.Config.Hostname}}", &app.0]);
+    let hostname = docker(&["inspect", "--format", "{{.Config.Hostname}}", &app]);
     assert!(
         log.contains(&format!("config hook ran in {}", hostname.trim())),
         "the hook runs in the read-only mounter: {log}"

@@ -7,52 +7,15 @@
 
 mod support;
 
-use std::path::Path;
-
 use support::daemon::Daemon;
 use support::{
-    BUSYBOX_IMAGE, ContainerGuard, docker, filled_volume, require_engine_and_images, unique_name,
+    BUSYBOX_IMAGE, dir_entries, docker, filled_volume, require_engine_and_images, running_app,
+    state_of,
 };
 
 /// A custom backend that lists what it sees and succeeds.
 const BACKEND: &str = "#!/bin/sh\nfind /backup | sort | sed 's/^/ENTRY /'\necho backend done\n";
 const BACKEND_DOCKERFILE: &str = "FROM marina-test/busybox:latest\nCOPY backup.sh /backup.sh\n";
-
-fn state_of(container: &str) -> String {
-    docker(&["inspect", "--format", "{{.State.Status}}", container])
-        .trim()
-        .to_owned()
-}
-
-/// Entries left in `dir` (none when it does not exist).
-fn entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Starts a container that mounts `volume` read-write and keeps running until stopped.
-fn start_app(volume: &str) -> (String, ContainerGuard) {
-    let app = unique_name("app");
-    let guard = ContainerGuard(app.clone());
-    docker(&[
-        "run",
-        "--detach",
-        "--name",
-        &app,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while true; do sleep 1; done",
-    ]);
-    (app, guard)
-}
 
 /// A panic in the middle of a job, at the fault point `fault`, with the app container stopped
 /// (stopAttached) and the staging directory created: the job ends `failed` with the panic in
@@ -65,7 +28,7 @@ async fn a_panic_is_contained(fault: &str) {
     // One instance per fault: tests run at once, and labelled volumes are seen by every daemon.
     let instance = format!("faulty-{fault}");
     let (volume, _volume) = filled_volume(&instance, "echo data > /data/file");
-    let (app, _app) = start_app(&volume);
+    let (app, _app) = running_app(&format!("{volume}:/data"));
     let config = format!(
         "instances:\n  - id: {instance}\n    customImage: {image}\n    schedule: '0 3 * * *'\n    stopAttached: true\n"
     );
@@ -90,7 +53,7 @@ async fn a_panic_is_contained(fault: &str) {
         "the panic message is in the job log: {log:#?}"
     );
     assert_eq!(state_of(&app), "running", "the stopped app runs again");
-    let staged = entries(&marina.dir().join("staging").join(&instance));
+    let staged = dir_entries(&marina.dir().join("staging").join(&instance));
     assert!(staged.is_empty(), "staging left behind: {staged:?}");
     // Removed by the guard that owns it as the panic unwinds, a moment after the job ended.
     let (job_label, instance_label) = (
@@ -197,11 +160,7 @@ async fn a_crashed_jobs_own_staging_is_removed_at_the_next_start() {
     );
     let marina = Daemon::start(&config);
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/crashy", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("crashy").await;
     let job = marina.trigger("crashy").await;
     marina
         .wait_for(
@@ -213,7 +172,7 @@ async fn a_crashed_jobs_own_staging_is_removed_at_the_next_start() {
         .await;
     let dir = marina.crash();
     let staging = dir.path().join("staging/crashy");
-    let runs = entries(&staging);
+    let runs = dir_entries(&staging);
     assert_eq!(runs.len(), 1, "the crash left the run directory: {runs:?}");
     // Another Marina's run of the same instance, in flight in the same staging directory.
     let theirs = staging.join("20270101T000000Z");
@@ -222,7 +181,7 @@ async fn a_crashed_jobs_own_staging_is_removed_at_the_next_start() {
     let marina = Daemon::start_in(dir, &config);
     marina.wait_ready().await;
     assert_eq!(
-        entries(&marina.dir().join("staging/crashy")),
+        dir_entries(&marina.dir().join("staging/crashy")),
         ["20270101T000000Z"],
         "only the crashed job's own run directory is removed"
     );

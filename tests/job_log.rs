@@ -6,9 +6,7 @@
 mod support;
 
 use support::daemon::Daemon;
-use support::{
-    BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, require_engine_and_images, unique_name,
-};
+use support::require_engine_and_images;
 
 /// Lines the hook prints; more than one page.
 const LINES: usize = 2500;
@@ -17,23 +15,8 @@ const LINES: usize = 2500;
 async fn a_long_job_log_comes_in_pages_and_paging_reads_every_line_once_in_order() {
     require_engine_and_images();
     let repos = tempfile::tempdir().unwrap();
-    let volume = unique_name("longlog");
-    let _volume = VolumeGuard(volume.clone());
-    docker(&["volume", "create", &volume]);
-    let app = unique_name("longlog-app");
-    let _app = ContainerGuard(app.clone());
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &app,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "echo data > /data/file && exec sleep 600",
-    ]);
+    let (volume, _volume) = support::plain_volume("echo data > /data/file");
+    let (_app, _app_guard) = support::running_app(&format!("{volume}:/data"));
     // Every line the hook prints becomes a line of the job's log.
     let marina = Daemon::start(&format!(
         "instances:\n  - id: chatty\n    repository: {}\n    schedule: '0 3 * * *'\n    env: {{RESTIC_PASSWORD: long-log}}\n    targets:\n      - volume: {volume}\n        preHook: 'i=0; while [ $$i -lt {LINES} ]; do echo hook-line-$$i; i=$$((i+1)); done'\n",

@@ -11,51 +11,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use support::daemon::Daemon;
-use support::{
-    BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, filled_volume, require_engine_and_images,
-    unique_name,
-};
+use support::{docker, filled_volume, plain_volume, require_engine_and_images, running_app};
 
 const PASSWORD: &str = "promises-restic-password";
-
-/// A volume that carries no labels (config targets name it), filled by `script`.
-fn plain_volume(script: &str) -> (String, VolumeGuard) {
-    let volume = unique_name("vol");
-    let guard = VolumeGuard(volume.clone());
-    docker(&["volume", "create", &volume]);
-    let filler = unique_name("fill");
-    let _filler = ContainerGuard(filler.clone());
-    docker(&[
-        "run",
-        "--name",
-        &filler,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        script,
-    ]);
-    (volume, guard)
-}
-
-/// A container that mounts `volume` and keeps running (where hooks run).
-fn running_mounter(volume: &str) -> ContainerGuard {
-    let name = unique_name("app");
-    docker(&[
-        "run",
-        "--detach",
-        "--name",
-        &name,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while true; do sleep 1; done",
-    ]);
-    ContainerGuard(name)
-}
 
 fn restic_instance(id: &str, repo: &Path, targets: &str) -> String {
     format!(
@@ -98,9 +56,9 @@ async fn hooks_log_their_output_a_failing_pre_hook_fails_the_target_and_post_hoo
     let (refused, _g2) = plain_volume("echo refused > /data/file");
     let (warned, _g3) = plain_volume("echo warned > /data/file");
     let (broken, _g4) = plain_volume("echo broken > /data/file");
-    let _mounters: Vec<ContainerGuard> = [&plain, &refused, &warned, &broken]
+    let _mounters: Vec<_> = [&plain, &refused, &warned, &broken]
         .iter()
-        .map(|v| running_mounter(v))
+        .map(|v| running_app(&format!("{v}:/data")))
         .collect();
     let targets = format!(
         "      - volume: {plain}\n        preHook: 'echo pre-output-of-plain; echo pre-stderr >&2'\n        postHook: 'echo post-output-of-plain'\n\
@@ -129,9 +87,9 @@ async fn hooks_log_their_output_a_failing_pre_hook_fails_the_target_and_post_hoo
     }
     let refused_log = lines_of(&entries, &format!("volume:{refused}"));
     assert!(
-        refused_log
-            .iter()
-            .any(|l| l.starts_with("ERROR") && l.contains("pre-hook exited with code 7")),
+        refused_log.iter().any(|l| l.starts_with("ERROR")
+            && l.contains("pre-hook")
+            && l.contains("exited with code 7")),
         "a failing pre-hook fails the target: {refused_log:#?}"
     );
     assert!(
@@ -142,9 +100,9 @@ async fn hooks_log_their_output_a_failing_pre_hook_fails_the_target_and_post_hoo
     );
     let warned_log = lines_of(&entries, &format!("volume:{warned}"));
     assert!(
-        warned_log
-            .iter()
-            .any(|l| l.starts_with("WARN") && l.contains("post-hook exited with code 5")),
+        warned_log.iter().any(|l| l.starts_with("WARN")
+            && l.contains("post-hook")
+            && l.contains("exited with code 5")),
         "a failing post-hook is a warning: {warned_log:#?}"
     );
     assert!(
@@ -259,8 +217,8 @@ async fn stop_attached_gives_the_container_back_before_the_job_ends() {
     );
     let (in_place, _g1) = filled_volume("attached-restic", "echo restic > /data/file");
     let (copied, _g2) = filled_volume("attached-image", "echo image > /data/file");
-    let restic_app = running_mounter(&in_place);
-    let image_app = running_mounter(&copied);
+    let (restic_app, _restic_app) = running_app(&format!("{in_place}:/data"));
+    let (image_app, _image_app) = running_app(&format!("{copied}:/data"));
     let config = format!(
         "instances:\n  - id: attached-restic\n    repository: {}\n    schedule: '0 3 * * *'\n    stopAttached: true\n    env: {{RESTIC_PASSWORD: {PASSWORD}}}\n  - id: attached-image\n    customImage: {backend}\n    schedule: '0 3 * * *'\n    stopAttached: true\n",
         repo.display()
@@ -279,12 +237,12 @@ async fn stop_attached_gives_the_container_back_before_the_job_ends() {
     }
 
     // restic reads the volume in place: the app waits for restic, not for the job's end.
-    app_runs_again_before_the_job_ends(&marina, "attached-restic", &restic_app.0).await;
+    app_runs_again_before_the_job_ends(&marina, "attached-restic", &restic_app).await;
     support::restore::assert_latest_holds(&repo, PASSWORD, "file", "restic\n");
 
     // A custom image: the app runs again as soon as its volume is staged, before the image.
     let (entries, restarted) =
-        app_runs_again_before_the_job_ends(&marina, "attached-image", &image_app.0).await;
+        app_runs_again_before_the_job_ends(&marina, "attached-image", &image_app).await;
     let backend_started = entries
         .iter()
         .find(|e| e["message"] == "backend-starts")

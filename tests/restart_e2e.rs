@@ -13,26 +13,10 @@ use std::path::Path;
 use serde_json::Value;
 use support::daemon::Daemon;
 use support::{
-    BUSYBOX_IMAGE, ContainerGuard, docker, filled_volume, require_engine_and_images, unique_name,
+    dir_entries, docker, filled_volume, require_engine_and_images, running_app, state_of,
 };
 
 const PASSWORD: &str = "restart-restic-password";
-
-fn state_of(container: &str) -> String {
-    docker(&["inspect", "--format", "{{.State.Status}}", container])
-        .trim()
-        .to_owned()
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn restic_instance(id: &str, repo: &Path, extra: &str) -> String {
     format!(
@@ -58,17 +42,6 @@ fn jobs_of(answer: &Value) -> Vec<Value> {
     answer.as_array().cloned().unwrap_or_default()
 }
 
-async fn wait_target(marina: &Daemon, instance: &str) {
-    marina
-        .wait_for(
-            &format!("/api/instances/{instance}"),
-            20,
-            "the target",
-            |i| i["targets"].as_array().is_some_and(|t| !t.is_empty()),
-        )
-        .await;
-}
-
 #[tokio::test]
 async fn a_run_missed_while_marina_was_down_is_caught_up_once() {
     require_engine_and_images();
@@ -90,7 +63,7 @@ async fn a_run_missed_while_marina_was_down_is_caught_up_once() {
     let marina = Daemon::start(&config);
     marina.wait_ready().await;
     for instance in ["caught", "neverok"] {
-        wait_target(&marina, instance).await;
+        marina.wait_targets(instance).await;
         let job = marina.trigger(instance).await;
         marina.wait_job(instance, job, 120).await;
     }
@@ -158,32 +131,14 @@ async fn kill_9_during_restic_backup_is_repaired_at_the_next_start() {
     require_engine_and_images();
     let tools = tempfile::tempdir().unwrap();
     let wrapper = tools.path().join("slow-restic");
-    std::fs::write(&wrapper, SLOW_RESTIC).unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    support::write_executable(&wrapper, SLOW_RESTIC);
     let repo = tools.path().join("repo");
     // 8 MiB at 200 KiB/s: restic is busy for about 40 s.
     let (volume, _guard) = filled_volume(
         "killed",
         "head -c 8388608 /dev/urandom > /data/big && echo marker > /data/marker",
     );
-    let app = unique_name("app");
-    let _app = ContainerGuard(app.clone());
-    docker(&[
-        "run",
-        "--detach",
-        "--name",
-        &app,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while true; do sleep 1; done",
-    ]);
+    let (app, _app) = running_app(&format!("{volume}:/data"));
     let slow = format!(
         "instances:\n{}resticBinary: {}\n",
         restic_instance("killed", &repo, "    stopAttached: true\n"),
@@ -191,7 +146,7 @@ async fn kill_9_during_restic_backup_is_repaired_at_the_next_start() {
     );
     let marina = Daemon::start(&slow);
     marina.wait_ready().await;
-    wait_target(&marina, "killed").await;
+    marina.wait_targets("killed").await;
     let job = marina.trigger("killed").await;
     // In place (a host binary reads the volume directly): the app stays stopped while restic
     // reads, so a stopped app means restic's backup is under way.
@@ -247,7 +202,7 @@ async fn kill_9_while_a_backend_container_runs_is_repaired_at_the_next_start() {
     };
     let marina = Daemon::start(&config("hang"));
     marina.wait_ready().await;
-    wait_target(&marina, "hung").await;
+    marina.wait_targets("hung").await;
     let job = marina.trigger("hung").await;
     marina
         .wait_for(
@@ -287,7 +242,7 @@ async fn kill_9_while_a_backend_container_runs_is_repaired_at_the_next_start() {
         "the backend container was removed at start-up"
     );
     assert!(
-        entries(&marina.dir().join("staging/hung")).is_empty(),
+        dir_entries(&marina.dir().join("staging/hung")).is_empty(),
         "the crashed run's staging was removed"
     );
     let jobs = jobs_of(&marina.get("/api/status/hung").await);

@@ -6,33 +6,16 @@
 mod support;
 
 use support::daemon::Daemon;
-use support::{
-    BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, require_engine_and_images, unique_name,
-};
+use support::require_engine_and_images;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_run_now_requests_give_exactly_one_job() {
     require_engine_and_images();
     let repos = tempfile::tempdir().unwrap();
-    let volume = unique_name("runnow");
-    let _volume = VolumeGuard(volume.clone());
-    docker(&["volume", "create", &volume]);
+    let (volume, _volume) = support::plain_volume("echo data > /data/file");
     // The hook runs in a container that mounts the volume; it keeps the job busy for a few
     // seconds, so later requests find it queued or running.
-    let app = unique_name("runnow-app");
-    let _app = ContainerGuard(app.clone());
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &app,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "echo data > /data/file && exec sleep 600",
-    ]);
+    let (_app, _app_guard) = support::running_app(&format!("{volume}:/data"));
     let marina = Daemon::start(&format!(
         "instances:\n  - id: busy\n    repository: {}\n    schedule: '0 3 * * *'\n    env: {{RESTIC_PASSWORD: run-now}}\n    targets:\n      - volume: {volume}\n        preHook: 'sleep 3'\n",
         repos.path().join("busy").display()

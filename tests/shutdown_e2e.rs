@@ -7,11 +7,9 @@
 
 mod support;
 
-use std::path::Path;
-
 use support::daemon::Daemon;
 use support::{
-    BUSYBOX_IMAGE, ContainerGuard, docker, filled_volume, require_engine_and_images, unique_name,
+    dir_entries, docker, filled_volume, require_engine_and_images, running_app, state_of,
 };
 
 const PASSWORD: &str = "shutdown-restic-password";
@@ -19,22 +17,6 @@ const PASSWORD: &str = "shutdown-restic-password";
 /// A backend that says it started, then works for `$WORK` seconds.
 const BACKEND: &str = "#!/bin/sh\necho backend-is-working\nsleep \"$WORK\"\necho backend-done\n";
 const BACKEND_DOCKERFILE: &str = "FROM marina-test/busybox:latest\nCOPY backup.sh /backup.sh\n";
-
-fn state_of(container: &str) -> String {
-    docker(&["inspect", "--format", "{{.State.Status}}", container])
-        .trim()
-        .to_owned()
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// A custom-image instance `id` whose backend works for `work` seconds.
 fn backend_instance(id: &str, image: &str, work: u32, extra: &str) -> String {
@@ -84,11 +66,7 @@ async fn sigterm_lets_a_running_job_finish_within_the_grace() {
     );
     let mut marina = Daemon::start(&config);
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/finishing", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("finishing").await;
     let job = marina.trigger("finishing").await;
     wait_log(&marina, job, "backend-is-working").await;
 
@@ -118,31 +96,14 @@ async fn past_the_grace_a_job_is_aborted_cleanly() {
     let image = format!("marina-test/shutdown-abort:{}", std::process::id());
     let _image = support::build_image(&image, BACKEND_DOCKERFILE, &[("backup.sh", BACKEND)]);
     let (volume, _guard) = filled_volume("aborting", "echo data > /data/file");
-    let app = unique_name("app");
-    let _app = ContainerGuard(app.clone());
-    docker(&[
-        "run",
-        "--detach",
-        "--name",
-        &app,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while true; do sleep 1; done",
-    ]);
+    let (app, _app) = running_app(&format!("{volume}:/data"));
     let config = format!(
         "instances:\n{}shutdownGrace: 2s\nhelperImage: {helper}\n",
         backend_instance("aborting", &image, 1, "    stopAttached: true\n")
     );
     let mut marina = Daemon::start(&config);
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/aborting", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("aborting").await;
     let job = marina.trigger("aborting").await;
     support::eventually(30, "the app stopped for staging", || {
         state_of(&app) == "exited"
@@ -157,7 +118,7 @@ async fn past_the_grace_a_job_is_aborted_cleanly() {
     // Everything was put back by the shutdown itself, before any restart.
     assert_eq!(state_of(&app), "running", "the stopped app runs again");
     let dir = marina.exited();
-    let staged = entries(&dir.path().join("staging/aborting"));
+    let staged = dir_entries(&dir.path().join("staging/aborting"));
     assert!(staged.is_empty(), "staging left behind: {staged:?}");
     let helpers = docker(&[
         "ps",
@@ -189,11 +150,7 @@ async fn a_second_signal_exits_at_once() {
     );
     let mut marina = Daemon::start(&config);
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/twice", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("twice").await;
     let job = marina.trigger("twice").await;
     wait_log(&marina, job, "backend-is-working").await;
 
@@ -234,12 +191,7 @@ async fn ctrl_c_reaches_marina_not_restic_and_the_backup_completes() {
     require_engine_and_images();
     let tools = tempfile::tempdir().unwrap();
     let wrapper = tools.path().join("slow-restic");
-    std::fs::write(&wrapper, SLOW_RESTIC).unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    support::write_executable(&wrapper, SLOW_RESTIC);
     let repo = tools.path().join("repo");
     let (_volume, _guard) = filled_volume("ctrlc", "echo precious > /data/file");
     let config = format!(
@@ -249,11 +201,7 @@ async fn ctrl_c_reaches_marina_not_restic_and_the_backup_completes() {
     );
     let mut marina = Daemon::start(&config);
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/ctrlc", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("ctrlc").await;
     let job = marina.trigger("ctrlc").await;
     // Marina's own log (DEBUG) says when it starts restic's backup command.
     let mut seen = false;

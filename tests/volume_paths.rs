@@ -10,30 +10,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::daemon::Daemon;
-use support::{BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, require_engine_and_images};
+use support::{BUSYBOX_IMAGE, docker, require_engine_and_images};
 
 const PASSWORD: &str = "paths-restic-password";
-
-/// An unlabelled volume filled by `script` (run in busybox with the volume at /data).
-fn volume_with(what: &str, script: &str) -> (String, VolumeGuard) {
-    let volume = support::unique_name(what);
-    let guard = VolumeGuard(volume.clone());
-    docker(&["volume", "create", &volume]);
-    let filler = support::unique_name("fill");
-    let _filler = ContainerGuard(filler.clone());
-    docker(&[
-        "run",
-        "--name",
-        &filler,
-        "-v",
-        &format!("{volume}:/data"),
-        BUSYBOX_IMAGE,
-        "sh",
-        "-c",
-        script,
-    ]);
-    (volume, guard)
-}
 
 fn volume_dir(volume: &str) -> PathBuf {
     PathBuf::from(docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", volume]).trim())
@@ -85,15 +64,11 @@ fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
 async fn in_place_reads_refuse_links_out_of_the_volume_and_follow_links_inside_it() {
     require_engine_and_images();
     let (host, marker) = host_secret();
-    let (escaping, _escaping) = volume_with(
-        "escape",
-        &format!(
-            "ln -s '{}' /data/uploads && echo volume-own > /data/own.txt",
-            host.path().display()
-        ),
-    );
-    let (inside, _inside) = volume_with(
-        "inside",
+    let (escaping, _escaping) = support::plain_volume(&format!(
+        "ln -s '{}' /data/uploads && echo volume-own > /data/own.txt",
+        host.path().display()
+    ));
+    let (inside, _inside) = support::plain_volume(
         "mkdir -p /data/data/x && echo kept-inside > /data/data/x/file.txt && ln -s data /data/uploads",
     );
     let repo_dir = tempfile::tempdir().unwrap();
@@ -177,14 +152,11 @@ async fn the_helper_copy_refuses_links_out_of_the_volume() {
         &[("backup.sh", LISTER)],
     );
     let (host, marker) = host_secret();
-    let (to_host, _to_host) = volume_with(
-        "tohost",
-        &format!("ln -s '{}' /data/uploads", host.path().display()),
-    );
+    let (to_host, _to_host) =
+        support::plain_volume(&format!("ln -s '{}' /data/uploads", host.path().display()));
     // Inside the helper, /bin is the helper's own: copying it is as wrong as copying the host's.
-    let (to_helper, _to_helper) = volume_with("tohelper", "ln -s /bin /data/tools");
-    let (inside, _inside) = volume_with(
-        "inside",
+    let (to_helper, _to_helper) = support::plain_volume("ln -s /bin /data/tools");
+    let (inside, _inside) = support::plain_volume(
         "mkdir -p /data/data/x && echo kept-inside > /data/data/x/file.txt && ln -s data /data/uploads",
     );
     let marina = Daemon::start(&format!(

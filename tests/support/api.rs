@@ -87,6 +87,17 @@ impl Api {
         );
     }
 
+    /// Waits until the instance `instance` has at least one target.
+    pub async fn wait_targets(&self, instance: &str) {
+        self.wait_for(
+            &format!("/api/instances/{instance}"),
+            20,
+            "the instance's targets",
+            |i| i["targets"].as_array().is_some_and(|t| !t.is_empty()),
+        )
+        .await;
+    }
+
     /// Waits until `/readyz` says ready.
     pub async fn wait_ready(&self) {
         self.wait_ready_within(10, String::new).await;

@@ -228,6 +228,22 @@ pub fn filled_volume(instance: &str, script: &str) -> (String, VolumeGuard) {
         &format!("dev.polarfox.marina.instanceID={instance}"),
         &volume,
     ]);
+    fill(&volume, script);
+    (volume, guard)
+}
+
+/// Creates a volume without labels (a config target names it) filled by `script` (run in
+/// busybox with the volume at /data).
+pub fn plain_volume(script: &str) -> (String, VolumeGuard) {
+    let volume = unique_name("vol");
+    let guard = VolumeGuard(volume.clone());
+    docker(&["volume", "create", &volume]);
+    fill(&volume, script);
+    (volume, guard)
+}
+
+/// Runs `script` in busybox with `volume` at /data.
+fn fill(volume: &str, script: &str) {
     let filler = unique_name("fill");
     let _filler = ContainerGuard(filler.clone());
     docker(&[
@@ -241,5 +257,52 @@ pub fn filled_volume(instance: &str, script: &str) -> (String, VolumeGuard) {
         "-c",
         script,
     ]);
-    (volume, guard)
+}
+
+/// Starts an application container with `mount` (`docker run -v` syntax, e.g.
+/// `vol:/data:ro`) that runs until it is stopped (it exits at once on SIGTERM). Returns its
+/// name and the guard that removes it.
+pub fn running_app(mount: &str) -> (String, ContainerGuard) {
+    let name = unique_name("app");
+    let guard = ContainerGuard(name.clone());
+    docker(&[
+        "run",
+        "--detach",
+        "--name",
+        &name,
+        "-v",
+        mount,
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 1; done",
+    ]);
+    (name, guard)
+}
+
+/// `docker inspect`'s state of a container: `running`, `exited`, …
+pub fn state_of(container: &str) -> String {
+    docker(&["inspect", "--format", "{{.State.Status}}", container])
+        .trim()
+        .to_owned()
+}
+
+/// The names in `dir` (none when it does not exist).
+pub fn dir_entries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes an executable script (a wrapper around a tool, say) at `path`.
+pub fn write_executable(path: &std::path::Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+
+    std::fs::write(path, contents).expect("writing a script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .expect("making a script executable");
 }
