@@ -18,7 +18,7 @@ use crate::model::{
     VolumePath,
 };
 
-const GLOBAL_FIELDS: &[&str] = &[
+pub(super) const GLOBAL_FIELDS: &[&str] = &[
     "instances",
     "retention",
     "stopAttached",
@@ -45,7 +45,7 @@ const GLOBAL_FIELDS: &[&str] = &[
     "peerTimeout",
 ];
 
-const INSTANCE_FIELDS: &[&str] = &[
+pub(super) const INSTANCE_FIELDS: &[&str] = &[
     "id",
     "repository",
     "customImage",
@@ -60,7 +60,7 @@ const INSTANCE_FIELDS: &[&str] = &[
     "targets",
 ];
 
-const TARGET_FIELDS: &[&str] = &[
+pub(super) const TARGET_FIELDS: &[&str] = &[
     "volume",
     "db",
     "paths",
@@ -136,7 +136,7 @@ pub fn decode(text: &str, file: &str, env: &dyn Environment) -> Result<Loaded, C
         }
         Err(e) => {
             d.error(
-                e.position,
+                within(text, e.position),
                 &root_path,
                 format!("invalid YAML: {}", e.message),
             );
@@ -148,6 +148,28 @@ pub fn decode(text: &str, file: &str, env: &dyn Environment) -> Result<Loaded, C
     };
     let config = globals(&mut d, &f, env);
     finish(d, config)
+}
+
+/// `position` moved into `text` if it lies past a line's end or past the last line. The YAML
+/// parser reports the end of a text without a final newline on the line after it, which no
+/// editor can show; the place just past the last character is what it means.
+fn within(text: &str, position: Position) -> Position {
+    // YAML's line breaks: `\r\n`, `\r` and `\n`.
+    let lengths: Vec<usize> = text
+        .replace("\r\n", "\n")
+        .split(['\n', '\r'])
+        .map(|line| line.chars().count())
+        .collect();
+    let line = position.line.clamp(1, lengths.len());
+    let end = lengths.get(line - 1).map_or(1, |length| length + 1);
+    if line == position.line {
+        Position {
+            line,
+            column: position.column.clamp(1, end),
+        }
+    } else {
+        Position { line, column: end }
+    }
 }
 
 /// Sorts the diagnostics into file order and decides: accepted with warnings, or rejected.
