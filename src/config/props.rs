@@ -4,7 +4,7 @@
 //! round trip is model → YAML (two different styles) → `Config`: both styles must decode to
 //! the same `Config`, and that `Config` must say what the model says.
 
-use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use proptest::prelude::*;
 
@@ -397,23 +397,23 @@ impl Writer {
         match node {
             Yaml::Seq(items) if !items.is_empty() && !self.flow => {
                 let anchor = self.anchor();
-                self.out.push_str(&format!(" {anchor}\n"));
+                let _ = writeln!(self.out, " {anchor}");
                 for item in items {
-                    self.out.push_str(&format!("{pad}-"));
+                    let _ = write!(self.out, "{pad}-");
                     self.block(item, indent + 2);
                 }
             }
             Yaml::Map(entries) if !entries.is_empty() && !self.flow => {
                 let anchor = self.anchor();
-                self.out.push_str(&format!(" {anchor}\n"));
+                let _ = writeln!(self.out, " {anchor}");
                 for (key, value) in entries {
-                    self.out.push_str(&format!("{pad}{key}:"));
+                    let _ = write!(self.out, "{pad}{key}:");
                     self.block(value, indent + 2);
                 }
             }
             other => {
                 let text = self.flow(other);
-                self.out.push_str(&format!(" {text}\n"));
+                let _ = writeln!(self.out, " {text}");
             }
         }
     }
@@ -440,7 +440,7 @@ fn document() -> impl Strategy<Value = String> {
                 return writer.flow(&Yaml::Map(entries));
             }
             for (key, value) in &entries {
-                writer.out.push_str(&format!("{key}:"));
+                let _ = write!(writer.out, "{key}:");
                 writer.block(value, 2);
             }
             writer.out
@@ -471,7 +471,7 @@ fn config_shaped() -> impl Strategy<Value = String> {
                 flow: false,
             };
             for (key, value) in &globals {
-                writer.out.push_str(&format!("{key}:"));
+                let _ = write!(writer.out, "{key}:");
                 writer.block(value, 2);
             }
             writer.out
@@ -695,14 +695,14 @@ fn render_flow(model: &ModelConfig) -> String {
             .collect();
         fields.push(format!("targets: [{}]", targets.join(", ")));
         fields.reverse();
-        out.push_str(&format!("  {{{}}},\n", fields.join(", ")));
+        let _ = writeln!(out, "  {{{}}},", fields.join(", "));
     }
     out.push_str("],\n");
     if let Some(n) = model.max_concurrent_jobs {
-        out.push_str(&format!("\"maxConcurrentJobs\": \"{n}\",\n"));
+        let _ = writeln!(out, "\"maxConcurrentJobs\": \"{n}\",");
     }
     if let Some(port) = model.api_port {
-        out.push_str(&format!("apiPort: \"{port}\",\n"));
+        let _ = writeln!(out, "apiPort: \"{port}\",");
     }
     out.push_str("}\n");
     out
