@@ -46,12 +46,13 @@ image-local: build
 bench: test-images
 	$(CARGO) bench --locked --bench scenarios
 
-## fuzz: run each cargo-fuzz target (fuzz/: config, labels) for FUZZ_SECONDS (default 60) on the nightly toolchain; installs cargo-fuzz when missing
+## fuzz: run each cargo-fuzz target (fuzz/: config, labels, seeded from fuzz/seeds/) for FUZZ_SECONDS (default 60) on the nightly toolchain; installs cargo-fuzz when missing
 fuzz:
 	@rustup run nightly rustc --version >/dev/null 2>&1 || { echo "make fuzz needs the nightly toolchain (rustup toolchain install nightly)" >&2; exit 1; }
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
-		$(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+		mkdir -p corpus/$$target && \
+		$(CARGO) +nightly fuzz run $$target corpus/$$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
 ## lint: formatting and clippy, warnings as errors
