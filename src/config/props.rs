@@ -488,8 +488,14 @@ proptest! {
         check_diagnostics(&text, &result)?;
     }
 
+    /// Also with a text that ends without a newline, where the parser places the end of the
+    /// text on a line after it.
     #[test]
-    fn yaml_ish_text_gets_positioned_diagnostics(text in document()) {
+    fn yaml_ish_text_gets_positioned_diagnostics(text in prop_oneof![
+        document(),
+        (document(), prop::sample::select(vec!["? ", "?", ": ", "- ", "[", "{a", " ", "\r? ", "\n", ""]))
+            .prop_map(|(doc, end)| doc.trim_end().to_owned() + end),
+    ]) {
         let result = load_str(&text, "props.yml", &FakeEnv);
         check_diagnostics(&text, &result)?;
     }

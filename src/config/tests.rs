@@ -408,6 +408,23 @@ fn a_syntax_error_at_the_end_of_the_text_points_into_it() {
 }
 
 #[test]
+fn a_value_at_the_end_of_the_text_points_into_it() {
+    // An empty key at the very end (`? ` without a final newline) is placed by the parser on
+    // the line after the text, with `\r` line breaks as with `\n`.
+    for (text, at) in [
+        ("instances: []\n? ", "2:3"),
+        ("instances: []\r? ", "2:3"),
+        ("? ", "1:3"),
+    ] {
+        let rendered = errors(text, &FakeEnv::default());
+        assert!(
+            rendered.contains(&format!("config.yml:{at}: \"\": unknown field ``")),
+            "{text:?}: {rendered}"
+        );
+    }
+}
+
+#[test]
 fn auth_password_can_come_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("password");
