@@ -1,13 +1,17 @@
 # Marina's developer entry points. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: setup setup-test build run test test-images image-local bench lint fmt
+.PHONY: setup setup-test build run test test-images image-local bench fuzz lint fmt
 
 # Rust installed by scripts/setup.sh (rustup) lives here; found even before a new shell.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Where `make run` keeps its repository, staging and database.
 MARINA_HOME ?= $(CURDIR)/.marina
+
+# How long `make fuzz` runs each fuzz target, in seconds.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := config labels
 
 ## setup: install what building and running Marina needs (Docker, restic, Rust), when missing
 setup:
@@ -41,6 +45,15 @@ image-local: build
 ## bench: speed and memory figures against the real Docker engine (target/bench/results.json, docs/benchmarks.md)
 bench: test-images
 	$(CARGO) bench --locked --bench scenarios
+
+## fuzz: run each cargo-fuzz target (fuzz/: config, labels, seeded from fuzz/seeds/) for FUZZ_SECONDS (default 60) on the nightly toolchain; installs cargo-fuzz when missing
+fuzz:
+	@rustup run nightly rustc --version >/dev/null 2>&1 || { echo "make fuzz needs the nightly toolchain (rustup toolchain install nightly)" >&2; exit 1; }
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$target && \
+		$(CARGO) +nightly fuzz run $$target corpus/$$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 ## lint: formatting and clippy, warnings as errors
 lint:

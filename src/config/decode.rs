@@ -40,6 +40,9 @@ impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, segment) in self.0.iter().enumerate() {
             match segment {
+                // An empty key would vanish from the path, leaving the error unplaced.
+                Segment::Key(key) if key.is_empty() && i == 0 => f.write_str("\"\"")?,
+                Segment::Key(key) if key.is_empty() => f.write_str(".\"\"")?,
                 Segment::Key(key) if i == 0 => f.write_str(key)?,
                 Segment::Key(key) => write!(f, ".{key}")?,
                 Segment::Index(index) => write!(f, "[{index}]")?,
@@ -401,6 +404,13 @@ mod tests {
             .key("paths")
             .index(2);
         assert_eq!(path.to_string(), "instances[1].targets[0].paths[2]");
+    }
+
+    #[test]
+    fn an_empty_key_still_shows_in_the_path() {
+        assert_eq!(FieldPath::default().key("").to_string(), "\"\"");
+        let path = FieldPath::default().key("instances").index(0).key("");
+        assert_eq!(path.to_string(), "instances[0].\"\"");
     }
 
     #[test]

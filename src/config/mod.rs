@@ -12,6 +12,8 @@ pub mod watch;
 mod yaml;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

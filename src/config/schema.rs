@@ -18,7 +18,7 @@ use crate::model::{
     VolumePath,
 };
 
-const GLOBAL_FIELDS: &[&str] = &[
+pub(super) const GLOBAL_FIELDS: &[&str] = &[
     "instances",
     "retention",
     "stopAttached",
@@ -46,7 +46,7 @@ const GLOBAL_FIELDS: &[&str] = &[
     "peerTimeout",
 ];
 
-const INSTANCE_FIELDS: &[&str] = &[
+pub(super) const INSTANCE_FIELDS: &[&str] = &[
     "id",
     "repository",
     "customImage",
@@ -62,7 +62,7 @@ const INSTANCE_FIELDS: &[&str] = &[
     "targets",
 ];
 
-const TARGET_FIELDS: &[&str] = &[
+pub(super) const TARGET_FIELDS: &[&str] = &[
     "volume",
     "db",
     "paths",
@@ -137,7 +137,7 @@ pub fn decode(text: &str, file: &str, env: &dyn Environment) -> Result<Loaded, C
                 &root_path,
                 "the config file is empty; it needs at least `instances:`",
             );
-            return finish(d, None);
+            return finish(text, d, None);
         }
         Err(e) => {
             d.error(
@@ -145,20 +145,51 @@ pub fn decode(text: &str, file: &str, env: &dyn Environment) -> Result<Loaded, C
                 &root_path,
                 format!("invalid YAML: {}", e.message),
             );
-            return finish(d, None);
+            return finish(text, d, None);
         }
     };
     let Some(f) = d.mapping(&root, &root_path, GLOBAL_FIELDS) else {
-        return finish(d, None);
+        return finish(text, d, None);
     };
     let config = globals(&mut d, &f, env);
-    finish(d, config)
+    finish(text, d, config)
 }
 
-/// Sorts the diagnostics into file order and decides: accepted with warnings, or rejected.
-fn finish(mut d: Decoder<'_>, config: Option<Config>) -> Result<Loaded, ConfigError> {
+/// `position` moved into the text whose line lengths (in characters) are `lengths`, if it
+/// lies past a line's end or past the last line. The YAML parser places the end of a text
+/// without a final newline (a syntax error there, or an empty value) on the line after it,
+/// which no editor can show; the place just past the last character is what it means.
+fn within(lengths: &[usize], position: Position) -> Position {
+    let line = position.line.clamp(1, lengths.len().max(1));
+    let end = lengths.get(line - 1).map_or(1, |length| length + 1);
+    if line == position.line {
+        Position {
+            line,
+            column: position.column.clamp(1, end),
+        }
+    } else {
+        Position { line, column: end }
+    }
+}
+
+/// The length in characters of each line of `text`, split at YAML's line breaks (`\r\n`,
+/// `\r` and `\n`).
+fn line_lengths(text: &str) -> Vec<usize> {
+    text.replace("\r\n", "\n")
+        .split(['\n', '\r'])
+        .map(|line| line.chars().count())
+        .collect()
+}
+
+/// Moves every position into `text`, sorts the diagnostics into file order and decides:
+/// accepted with warnings, or rejected.
+fn finish(text: &str, mut d: Decoder<'_>, config: Option<Config>) -> Result<Loaded, ConfigError> {
     let has_errors = d.has_errors();
     let mut diagnostics = std::mem::take(&mut d.diagnostics);
+    let lengths = line_lengths(text);
+    for diagnostic in &mut diagnostics {
+        diagnostic.position = diagnostic.position.map(|p| within(&lengths, p));
+    }
     diagnostics.sort_by_key(|diag| (diag.position.is_none(), diag.position));
     match config {
         Some(config) if !has_errors => Ok(Loaded {

@@ -393,6 +393,38 @@ fn empty_and_malformed_files_are_rejected() {
 }
 
 #[test]
+fn a_syntax_error_at_the_end_of_the_text_points_into_it() {
+    // The parser reports the end of a text without a final newline on a line after it.
+    let rendered = errors("instances: [\n  {id: a", &FakeEnv::default());
+    assert!(
+        rendered.starts_with("config.yml:2:9: invalid YAML: "),
+        "{rendered}"
+    );
+    let rendered = errors("{0A", &FakeEnv::default());
+    assert!(
+        rendered.starts_with("config.yml:1:4: invalid YAML: "),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn a_value_at_the_end_of_the_text_points_into_it() {
+    // An empty key at the very end (`? ` without a final newline) is placed by the parser on
+    // the line after the text, with `\r` line breaks as with `\n`.
+    for (text, at) in [
+        ("instances: []\n? ", "2:3"),
+        ("instances: []\r? ", "2:3"),
+        ("? ", "1:3"),
+    ] {
+        let rendered = errors(text, &FakeEnv::default());
+        assert!(
+            rendered.contains(&format!("config.yml:{at}: \"\": unknown field ``")),
+            "{text:?}: {rendered}"
+        );
+    }
+}
+
+#[test]
 fn auth_password_can_come_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("password");

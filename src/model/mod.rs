@@ -3,6 +3,8 @@
 
 mod ids;
 pub mod labels;
+#[cfg(test)]
+mod labels_props;
 mod observed;
 mod retention;
 mod schedule;

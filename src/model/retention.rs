@@ -187,5 +187,64 @@ mod tests {
             let retention = Retention { keep_daily: d, keep_weekly: w, keep_monthly: m, keep_yearly: y };
             prop_assert_eq!(parse(&retention.to_string()).unwrap(), retention);
         }
+
+        /// Any text gets an answer, and whatever is accepted is reproduced by its canonical form.
+        #[test]
+        fn any_text_is_answered_and_accepted_text_round_trips(text in prop_oneof![
+            any::<String>(),
+            "[0-9dwmyDWMY: +-]{0,16}",
+        ]) {
+            if let Ok(retention) = parse(&text) {
+                prop_assert_eq!(parse(&retention.to_string()), Ok(retention));
+            }
+        }
+
+        /// A rejected part is named as written, with its 1-based position and the unit that
+        /// position allows, so the message points at the part to fix.
+        #[test]
+        fn a_bad_part_is_named_with_its_position(
+            parts in proptest::collection::vec(prop_oneof!["[0-9]{1,3}[dwmyDWMY]?", "[0-9a-z+-]{0,4}", " [0-9]{1,2} "], 3..=4),
+        ) {
+            let text = parts.join(":");
+            match parse(&text) {
+                Err(RetentionError::Part { part, position, unit }) => {
+                    prop_assert!((1..=parts.len()).contains(&position));
+                    prop_assert_eq!(&part, parts[position - 1].trim());
+                    prop_assert_eq!(unit, UNITS[position - 1]);
+                    // The parts before it were fine: each is a count with its own unit or none.
+                    for (index, earlier) in parts[..position - 1].iter().enumerate() {
+                        let earlier = earlier.trim();
+                        let digits = earlier
+                            .strip_suffix(UNITS[index])
+                            .or_else(|| earlier.strip_suffix(UNITS[index].to_ascii_uppercase()))
+                            .unwrap_or(earlier);
+                        prop_assert!(!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()), "{earlier}");
+                    }
+                    let message = RetentionError::Part { part: part.clone(), position, unit }.to_string();
+                    prop_assert!(message.contains(&format!("`{part}` in position {position}")), "{message}");
+                }
+                Err(RetentionError::Shape(shape)) => prop_assert!(false, "{} parts reported as a shape error: {}", parts.len(), shape),
+                Err(RetentionError::AllZero) => {
+                    prop_assert!(parts.iter().all(|p| p.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()).bytes().all(|b| b == b'0')));
+                }
+                Ok(retention) => {
+                    let counts = [retention.keep_daily, retention.keep_weekly, retention.keep_monthly, retention.keep_yearly];
+                    for (index, part) in parts.iter().enumerate() {
+                        let digits = part.trim().trim_end_matches(UNITS[index]).trim_end_matches(UNITS[index].to_ascii_uppercase());
+                        prop_assert_eq!(digits.parse::<u32>().ok(), Some(counts[index]), "part {}", part);
+                    }
+                }
+            }
+        }
+
+        /// Anything but 3 or 4 parts is a shape error that repeats the text.
+        #[test]
+        fn a_wrong_number_of_parts_is_a_shape_error(parts in prop_oneof![
+            proptest::collection::vec("[0-9]{1,2}", 1..3),
+            proptest::collection::vec("[0-9]{1,2}", 5..8),
+        ]) {
+            let text = parts.join(":");
+            prop_assert_eq!(parse(&text), Err(RetentionError::Shape(text.clone())));
+        }
     }
 }

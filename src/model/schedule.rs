@@ -319,3 +319,105 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use chrono::{Duration, Utc};
+    use chrono_tz::Europe::Berlin;
+    use proptest::prelude::*;
+
+    /// One cron field in the syntax croner reads, with values in `low..=high` (and now and
+    /// then one outside it, which parse must refuse cleanly).
+    fn field(low: u32, high: u32) -> impl Strategy<Value = String> + Clone {
+        let value = move || low..=high + 1;
+        prop_oneof![
+            Just("*".to_owned()),
+            value().prop_map(|v| v.to_string()),
+            (1..=high.max(2)).prop_map(|step| format!("*/{step}")),
+            (value(), value()).prop_map(|(a, b)| format!("{}-{}", a.min(b), a.max(b))),
+            (value(), value()).prop_map(|(a, b)| format!("{a},{b}")),
+            (value(), 1..=high.max(2)).prop_map(|(a, step)| format!("{a}/{step}")),
+        ]
+    }
+
+    /// Cron expressions, mostly well-formed: 5 fields, 6 with seconds, or a nickname.
+    fn expression() -> impl Strategy<Value = String> {
+        let five = || {
+            (
+                field(0, 59),
+                field(0, 23),
+                field(1, 31),
+                field(1, 12),
+                field(0, 6),
+            )
+                .prop_map(|(mi, h, dom, mo, dow)| format!("{mi} {h} {dom} {mo} {dow}"))
+        };
+        prop_oneof![
+            4 => five(),
+            2 => (field(0, 59), five()).prop_map(|(s, rest)| format!("{s} {rest}")),
+            1 => prop::sample::select(&NICKNAMES[..]).prop_map(str::to_owned),
+        ]
+    }
+
+    /// Instants from 2000 to 2100, where the schedules of a backup tool live.
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        (946_684_800_i64..4_102_444_800)
+            .prop_map(|s| DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
+    }
+
+    proptest! {
+        /// Whatever the text, parse answers Ok or Err, and an accepted schedule keeps its text.
+        #[test]
+        fn parse_answers_any_text(text in prop_oneof![
+            any::<String>(),
+            "[0-9*/,LW#?@ A-Za-z-]{0,30}",
+            expression(),
+        ]) {
+            if let Ok(schedule) = Schedule::parse(&text) {
+                prop_assert_eq!(schedule.as_str(), text.trim());
+            }
+        }
+
+        /// The next run is strictly after `now`, and it is itself a run: asking again from one
+        /// second before it finds it again, and the run at-or-before it is itself.
+        #[test]
+        fn the_next_run_is_a_run_after_now(text in expression(), now in instant(), berlin in any::<bool>()) {
+            let Ok(schedule) = Schedule::parse(&text) else { return Ok(()) };
+            let check = |next: DateTime<Utc>, before: DateTime<Utc>, again: Option<DateTime<Utc>>, previous: Option<DateTime<Utc>>| -> Result<(), TestCaseError> {
+                prop_assert!(next > before, "{} is not after {}", next, before);
+                prop_assert_eq!(again, Some(next), "from one second before {}", next);
+                prop_assert_eq!(previous, Some(next), "the run at or before {}", next);
+                Ok(())
+            };
+            if berlin {
+                let now = now.with_timezone(&Berlin);
+                let Some(next) = schedule.next_after(&now) else { return Ok(()) };
+                let again = schedule.next_after(&(next - Duration::seconds(1)));
+                let previous = schedule.previous_at_or_before(&next);
+                check(next.to_utc(), now.to_utc(), again.map(|t| t.to_utc()), previous.map(|t| t.to_utc()))?;
+            } else {
+                let Some(next) = schedule.next_after(&now) else { return Ok(()) };
+                check(next, now, schedule.next_after(&(next - Duration::seconds(1))), schedule.previous_at_or_before(&next))?;
+            }
+        }
+
+        /// In a zone with daylight saving time, successive runs strictly increase, across the
+        /// spring gap and the repeated autumn hour alike.
+        #[test]
+        fn runs_in_berlin_strictly_increase(
+            text in expression(),
+            year in 2026_i32..2032,
+            month in prop::sample::select(vec![3_u32, 10]),
+            day in 20_u32..29,
+        ) {
+            let Ok(schedule) = Schedule::parse(&text) else { return Ok(()) };
+            let Some(mut at) = Berlin.with_ymd_and_hms(year, month, day, 0, 0, 0).single() else { return Ok(()) };
+            for _ in 0..40 {
+                let Some(next) = schedule.next_after(&at) else { break };
+                prop_assert!(next > at, "{} follows {} in Berlin", next, at);
+                at = next;
+            }
+        }
+    }
+}

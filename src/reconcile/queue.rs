@@ -239,24 +239,180 @@ mod tests {
         assert_eq!(queue.next_to_start().map(|(i, _)| i), Some(id("c")));
     }
 
+    /// One step a caller of the queue can take.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Queue instance `who` due at second `due`, with a job record when `record`.
+        Push {
+            who: usize,
+            due: i64,
+            trigger: Trigger,
+            record: bool,
+        },
+        NextToStart,
+        Finished(usize),
+        Forget(usize),
+        SetLimit(usize),
+        DrainRecords,
+    }
+
+    const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        let trigger = prop_oneof![
+            Just(Trigger::Schedule),
+            Just(Trigger::CatchUp),
+            Just(Trigger::Manual)
+        ];
+        let who = 0..NAMES.len();
+        prop_oneof![
+            4 => (who.clone(), 0i64..50, trigger, any::<bool>()).prop_map(|(who, due, trigger, record)| Op::Push { who, due, trigger, record }),
+            3 => Just(Op::NextToStart),
+            2 => who.clone().prop_map(Op::Finished),
+            1 => who.prop_map(Op::Forget),
+            1 => (0usize..4).prop_map(Op::SetLimit),
+            1 => Just(Op::DrainRecords),
+        ]
+    }
+
+    /// The queue as the module documentation describes it, written the plain way: waiting
+    /// jobs by instance, the running instances, and the limit.
+    #[derive(Debug, Default)]
+    struct Model {
+        limit: usize,
+        waiting: BTreeMap<String, Queued>,
+        running: BTreeSet<String>,
+    }
+
+    impl Model {
+        /// Returns the job record that no longer has a run.
+        fn push(&mut self, who: &str, job: Queued) -> Option<JobId> {
+            let Some(old) = self.waiting.get(who).copied() else {
+                self.waiting.insert(who.to_owned(), job);
+                return None;
+            };
+            // The earliest due time wins; on a tie the job already waiting stays.
+            let (mut kept, dropped) = if job.due < old.due {
+                (job, old)
+            } else {
+                (old, job)
+            };
+            let orphan = match (kept.job, dropped.job) {
+                (Some(_), dropped_record) => dropped_record,
+                (None, dropped_record) => {
+                    kept.job = dropped_record;
+                    None
+                }
+            };
+            self.waiting.insert(who.to_owned(), kept);
+            orphan
+        }
+
+        fn next_to_start(&mut self) -> Option<(String, Queued)> {
+            if self.running.len() >= self.limit.max(1) {
+                return None;
+            }
+            let mut candidates: Vec<(&String, &Queued)> = self
+                .waiting
+                .iter()
+                .filter(|(who, _)| !self.running.contains(*who))
+                .collect();
+            candidates.sort_by_key(|(who, job)| (job.due, (*who).clone()));
+            let (who, job) = candidates.first().map(|(w, j)| ((*w).clone(), **j))?;
+            self.waiting.remove(&who);
+            self.running.insert(who.clone());
+            Some((who, job))
+        }
+    }
+
+    /// Crosses a job record the queue handed back off the list of those still out.
+    fn give_back(
+        outstanding: &mut BTreeSet<i64>,
+        record: Option<JobId>,
+    ) -> Result<(), TestCaseError> {
+        if let Some(JobId(record)) = record {
+            prop_assert!(
+                outstanding.remove(&record),
+                "record {} returned twice or never handed in",
+                record
+            );
+        }
+        Ok(())
+    }
+
     proptest! {
+        /// Drives the real queue and the model with the same operations and compares every
+        /// answer and every observable count after each step; job records handed in must come
+        /// back exactly once (merged away, started, forgotten or drained), never lost or
+        /// duplicated.
         #[test]
-        fn invariants_hold_under_any_sequence(ops in proptest::collection::vec((0u8..4, 0u8..5, 0i64..100), 0..200), limit in 1usize..4) {
+        fn behaves_like_the_reference_model(ops in proptest::collection::vec(op(), 0..150), limit in 1usize..4) {
             let mut queue = WorkQueue::new(limit);
-            let names = ["a", "b", "c", "d", "e"];
-            for (op, who, due) in ops {
-                let instance = id(names[usize::from(who)]);
+            let mut model = Model { limit, ..Model::default() };
+            let mut next_record = 0_i64;
+            let mut outstanding: BTreeSet<i64> = BTreeSet::new();
+            for op in ops {
                 match op {
-                    0 | 1 => { queue.push(instance, at(due)); }
-                    2 => {
-                        if let Some((started, _)) = queue.next_to_start() {
-                            prop_assert!(queue.is_running(&started));
+                    Op::Push { who, due, trigger, record } => {
+                        let job = Queued {
+                            due: at(due).due,
+                            trigger,
+                            job: record.then(|| {
+                                next_record += 1;
+                                outstanding.insert(next_record);
+                                JobId(next_record)
+                            }),
+                        };
+                        let real = queue.push(id(NAMES[who]), job);
+                        let expected = model.push(NAMES[who], job);
+                        prop_assert_eq!(real, expected, "push {:?} of {}", job, NAMES[who]);
+                        give_back(&mut outstanding, real)?;
+                    }
+                    Op::NextToStart => {
+                        let real = queue.next_to_start();
+                        let expected = model.next_to_start();
+                        prop_assert_eq!(
+                            real.as_ref().map(|(who, job)| (who.as_str().to_owned(), *job)),
+                            expected
+                        );
+                        give_back(&mut outstanding, real.and_then(|(_, job)| job.job))?;
+                    }
+                    Op::Finished(who) => {
+                        queue.finished(&id(NAMES[who]));
+                        model.running.remove(NAMES[who]);
+                    }
+                    Op::Forget(who) => {
+                        let real = queue.forget(&id(NAMES[who]));
+                        prop_assert_eq!(real, model.waiting.remove(NAMES[who]));
+                        give_back(&mut outstanding, real.and_then(|job| job.job))?;
+                    }
+                    Op::SetLimit(new_limit) => {
+                        queue.set_limit(new_limit);
+                        model.limit = new_limit;
+                    }
+                    Op::DrainRecords => {
+                        let mut real = queue.drain_records();
+                        let mut expected: Vec<JobId> = std::mem::take(&mut model.waiting)
+                            .into_values()
+                            .filter_map(|job| job.job)
+                            .collect();
+                        real.sort_by_key(|r| r.0);
+                        expected.sort_by_key(|r| r.0);
+                        prop_assert_eq!(&real, &expected);
+                        for record in real {
+                            give_back(&mut outstanding, Some(record))?;
                         }
                     }
-                    _ => queue.finished(&instance),
                 }
-                prop_assert!(queue.running_count() <= limit);
-                prop_assert!(queue.waiting_count() <= names.len());
+                prop_assert_eq!(queue.waiting_count(), model.waiting.len());
+                prop_assert_eq!(queue.running_count(), model.running.len());
+                for name in NAMES {
+                    prop_assert_eq!(queue.waiting(&id(name)), model.waiting.get(name), "waiting job of {}", name);
+                    prop_assert_eq!(queue.is_running(&id(name)), model.running.contains(name), "running {}", name);
+                }
+                // Every record still out is held by exactly one waiting job.
+                let held: BTreeSet<i64> = model.waiting.values().filter_map(|job| job.job.map(|r| r.0)).collect();
+                prop_assert_eq!(&held, &outstanding);
             }
         }
     }
