@@ -171,7 +171,7 @@ impl<R: Runtime + 'static> Executor<R> {
                 warn!(container = %container, found = %e, "The dump tools in the container do not tell its database kind; it is not backed up until dbKind (config) or dev.polarfox.marina.db (label) is set.");
             }
             Err(e) => {
-                warn!(container = %container, error = %e, "Could not look for the dump tools in the container; its first job looks again.");
+                warn!(container = %container, error = %e, "Could not look for the dump tools in the container; its kind stays unknown until the container is recreated or Marina restarts. Set dbKind (config) or dev.polarfox.marina.db (label).");
             }
         }
         let message = Message::DbProbed {

@@ -82,7 +82,7 @@ pub async fn db_kind<R: Runtime>(
 ///
 /// # Errors
 /// A message for the target when the tools cannot be looked for (the exec fails, times out
-/// or exits non-zero); that is not remembered, so the next job tries again.
+/// or exits non-zero); that is not remembered here, so a job that probes itself tries again.
 pub async fn look<R: Runtime>(
     runtime: &R,
     probes: &DbProbes,
