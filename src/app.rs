@@ -27,6 +27,7 @@ use crate::executor::recovery::recover;
 use crate::http::{self, AppState};
 use crate::metrics::{Metrics, MetricsError};
 use crate::model::InventoryChange;
+use crate::reconcile::state::Decision;
 use crate::reconcile::{Controller, Message, Snapshot, State, reconcile};
 use crate::store::{Store, StoreError};
 use crate::telemetry;
@@ -328,7 +329,11 @@ pub async fn plan(config_path: PathBuf) -> Result<Plan, AppError> {
     state.apply(Message::Inventory(InventoryChange::Listed(inventory)), now);
     state.refresh_graph();
     for decision in reconcile(&state, now) {
-        state.apply_decision(decision);
+        // Read-only: no container is looked into, so a kind only its dump tools can tell
+        // shows as not looked for yet.
+        if !matches!(decision, Decision::Probe { .. }) {
+            state.apply_decision(decision);
+        }
     }
     Ok(Plan {
         snapshot: Snapshot::build(&state, now),

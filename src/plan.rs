@@ -116,8 +116,9 @@ fn write_targets(out: &mut String, snapshot: &Snapshot) {
                 let detail = t.db_kind.map_or_else(
                     || {
                         if t.kind == "db" {
-                            // The image's name said nothing: the job looks for dump tools.
-                            return "auto (dump tools looked for when the job starts)".to_owned();
+                            // The image's name said nothing: the dump tools in the container tell.
+                            return "auto (told by the dump tools in the running container)"
+                                .to_owned();
                         }
                         t.paths
                             .iter()

@@ -701,20 +701,33 @@ async fn database_dumps_are_streamed_into_restic_and_restore_into_fresh_servers(
         restic_instance("dbs", &repo, "")
     ));
     marina.wait_ready().await;
+    let maria_target = format!("db:{}", mariadb.0);
     let targets = marina
-        .wait_for("/api/instances/dbs", 20, "the three databases", |i| {
-            i["targets"].as_array().is_some_and(|t| t.len() == 3)
-        })
+        .wait_for(
+            "/api/instances/dbs",
+            40,
+            "the three databases, the mariadb one's dump tools looked for",
+            |i| {
+                i["targets"].as_array().is_some_and(|t| {
+                    t.len() == 3
+                        && t.iter().any(|t| {
+                            t["id"] == maria_target
+                                && t["conditions"][0]["reason"] != "DbKindProbing"
+                        })
+                })
+            },
+        )
         .await;
     let maria_ready = &targets["targets"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["id"] == format!("db:{}", mariadb.0))
+        .find(|t| t["id"] == maria_target)
         .unwrap()["conditions"][0];
     assert_eq!(
-        maria_ready["reason"], "DbKindFromProbe",
-        "auto cannot tell from this image's name: {maria_ready}"
+        (&maria_ready["status"], &maria_ready["reason"]),
+        (&"False".into(), &"DbKindUnknown".into()),
+        "neither this image's name nor its tools (three engines') tell: {maria_ready}"
     );
     // Tell Marina the kind through config instead, which wins over the label.
     marina.replace_config(&format!(

@@ -90,24 +90,23 @@ async fn the_kind_comes_from_the_image_name_as_words_or_from_the_tools_in_the_co
         repo.display()
     ));
     marina.wait_ready().await;
+    // Before any job: the dump tools are looked for as soon as the containers are seen
+    // running, and the targets show what they tell.
     let instance = marina
-        .wait_for("/api/instances/detect", 20, "the three containers", |i| {
-            i["targets"].as_array().is_some_and(|t| t.len() == 3)
-        })
+        .wait_for(
+            "/api/instances/detect",
+            60,
+            "the three containers, their dump tools looked for",
+            |i| {
+                i["targets"].as_array().is_some_and(|t| {
+                    t.len() == 3
+                        && t.iter()
+                            .all(|t| t["conditions"][0]["reason"] != "DbKindProbing")
+                })
+            },
+        )
         .await;
-    let targets = &instance["targets"];
-    for name in [&pg.0, &mixed.0, &watcher.0] {
-        let ready = &target(targets, name)["conditions"][0];
-        assert_eq!(
-            (ready["status"].as_str(), ready["reason"].as_str()),
-            (Some("True"), Some("DbKindFromProbe")),
-            "the image name of {name} says nothing: {ready}"
-        );
-    }
-    assert!(
-        target(targets, &watcher.0)["dbKind"].is_null(),
-        "postgres-exporter is not postgres: {targets:#}"
-    );
+    assert_kinds_shown_before_any_job(&instance["targets"], &pg.0, &mixed.0, &watcher.0);
 
     let id = marina.trigger("detect").await;
     let job = marina.wait_job("detect", id, 180).await;
@@ -120,7 +119,7 @@ async fn the_kind_comes_from_the_image_name_as_words_or_from_the_tools_in_the_co
             "no `{text}` in {log:#?}"
         );
     };
-    has("kind postgres, found pg_dumpall in the container");
+    has("found pg_dumpall in the container");
     has(&format!(
         "cannot tell the database kind of {}: its image does not name a database and found the dump tools of several databases in the container (pg_dumpall, mariadb-dump, redis-cli); set dbKind",
         mixed.0
@@ -149,4 +148,57 @@ async fn the_kind_comes_from_the_image_name_as_words_or_from_the_tools_in_the_co
         String::from_utf8_lossy(&dump.stderr)
     );
     assert!(String::from_utf8_lossy(&dump.stdout).contains(&marker));
+}
+
+/// What the targets show once the dump tools were looked for: the private postgres one ready
+/// with its kind and the tool that told it; the ambiguous and the tool-less ones invalid,
+/// saying to set the kind.
+fn assert_kinds_shown_before_any_job(targets: &Value, pg: &str, mixed: &str, watcher: &str) {
+    let ready = |name: &str| {
+        let ready = &target(targets, name)["conditions"][0];
+        (
+            ready["status"].as_str().unwrap_or_default().to_owned(),
+            ready["reason"].as_str().unwrap_or_default().to_owned(),
+            ready["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let (status, reason, message) = ready(pg);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "DbKindFromProbe"),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("kind postgres: ")
+            && message.ends_with("does not name a database; found pg_dumpall in the container"),
+        "{message}"
+    );
+    assert_eq!(target(targets, pg)["dbKind"], "postgres", "{targets:#}");
+    let (status, reason, message) = ready(mixed);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "DbKindUnknown"),
+        "{message}"
+    );
+    assert_eq!(
+        message,
+        format!(
+            "cannot tell the database kind of {mixed}: its image does not name a database and found the dump tools of several databases in the container (pg_dumpall, mariadb-dump, redis-cli); set dbKind (config) or dev.polarfox.marina.db (label)"
+        )
+    );
+    assert!(target(targets, mixed)["dbKind"].is_null(), "{targets:#}");
+    let (status, reason, message) = ready(watcher);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "DbKindUnknown"),
+        "{message}"
+    );
+    assert!(
+        message.contains("found none of the dump tools") && message.contains("set dbKind"),
+        "{message}"
+    );
+    assert!(
+        target(targets, watcher)["dbKind"].is_null(),
+        "postgres-exporter is not postgres: {targets:#}"
+    );
 }

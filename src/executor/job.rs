@@ -39,7 +39,7 @@ use crate::docker::{
 use crate::metrics::{BackupImageFinished, Metrics, TargetBackedUp, TargetStaged};
 use crate::model::{ContainerInfo, DbKind, Secret, TargetId, TargetKind, VolumePath};
 use crate::reconcile::JobOrder;
-use crate::reconcile::graph::{Found, Target};
+use crate::reconcile::graph::{DB_KIND_FROM_PROBE, DB_KIND_PROBING, Found, Target};
 use crate::store::{JobId, JobStatus, JournalId, JournalKind, Store};
 
 /// How long a container stopped for `stopAttached` may take to stop before it is killed.
@@ -725,8 +725,9 @@ async fn run_backend<R: Runtime + 'static>(
 // ---------------------------------------------------------------------------------------
 // steps shared by both backends
 
-/// The kind of a database target: as configured or detected from the image name, else found
-/// from the dump tools in the container (once per container).
+/// The kind of a database target: as configured, detected from the image name or told by
+/// the dump tools the controller had looked for; else (the job started before that answer)
+/// found from the dump tools in the container now (once per container).
 async fn db_kind<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     target: &Target,
@@ -734,14 +735,22 @@ async fn db_kind<R: Runtime + 'static>(
     name: &str,
 ) -> Result<DbKind, String> {
     match target.db_kind {
-        Some(kind) => Ok(kind),
+        Some(kind) => {
+            if target.ready.reason == DB_KIND_FROM_PROBE {
+                // The log says why the kind is what it is, as it would had the job probed.
+                info!(container = name, kind = %kind, "Database kind told by the dump tools: {}.", target.ready.message);
+            }
+            Ok(kind)
+        }
         None => probe::db_kind(&*ctx.runtime, &ctx.probes, id, name).await,
     }
 }
 
-/// Why a target cannot be backed up now, if it cannot.
+/// Why a target cannot be backed up now, if it cannot. A database whose dump tools are still
+/// being looked for is not refused: the job looks for them itself.
 fn not_ready(target: &Target) -> Option<String> {
-    (!target.ready.is_true()).then(|| format!("{}: {}", target.ready.reason, target.ready.message))
+    (!target.ready.is_true() && target.ready.reason != DB_KIND_PROBING)
+        .then(|| format!("{}: {}", target.ready.reason, target.ready.message))
 }
 
 /// Runs `stage` between the target's pre-hook and post-hook (SPEC §3.3): a failing pre-hook

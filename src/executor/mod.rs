@@ -95,6 +95,8 @@ impl<R: Runtime + 'static> Executor<R> {
     ) {
         let this = Arc::new(self);
         let jobs = TaskTracker::new();
+        // Probes only look into containers: at shutdown they are dropped, not waited for.
+        let lookups = TaskTracker::new();
         let abort = CancellationToken::new();
         loop {
             let order = tokio::select! {
@@ -108,6 +110,19 @@ impl<R: Runtime + 'static> Executor<R> {
                     jobs.spawn(async move { this.run_job(*order, abort).await });
                 }
                 Some(Order::Close { job, reason }) => this.close(job, reason).await,
+                Some(Order::Probe {
+                    container_id,
+                    container,
+                }) => {
+                    let this = Arc::clone(&this);
+                    let shutdown = shutdown.clone();
+                    lookups.spawn(async move {
+                        tokio::select! {
+                            () = shutdown.cancelled() => {}
+                            () = this.probe(container_id, container) => {}
+                        }
+                    });
+                }
                 None => break,
             }
         }
@@ -122,8 +137,11 @@ impl<R: Runtime + 'static> Executor<R> {
                             .await;
                     }
                 }
+                Order::Probe { .. } => {}
             }
         }
+        lookups.close();
+        lookups.wait().await;
         jobs.close();
         if !jobs.is_empty() {
             info!(jobs = jobs.len(), grace = ?grace, "Waiting for running jobs to finish before stopping.");
@@ -138,6 +156,30 @@ impl<R: Runtime + 'static> Executor<R> {
         }
         if let Err(e) = this.store.flush().await {
             error!(error = %e, "Could not write the last log lines to the job store.");
+        }
+    }
+
+    /// Looks for the dump tools in a database container and tells the controller what they
+    /// tell; the answer is remembered for this executor's jobs too.
+    async fn probe(&self, container_id: String, container: String) {
+        let result = probe::look(&*self.runtime, &self.probes, &container_id, &container).await;
+        match &result {
+            Ok(Ok((kind, tool))) => {
+                info!(container = %container, kind = %kind, tool, "The image does not name a database: kind {kind}, found {tool} in the container.");
+            }
+            Ok(Err(e)) => {
+                warn!(container = %container, found = %e, "The dump tools in the container do not tell its database kind; it is not backed up until dbKind (config) or dev.polarfox.marina.db (label) is set.");
+            }
+            Err(e) => {
+                warn!(container = %container, error = %e, "Could not look for the dump tools in the container; its kind stays unknown until the container is recreated or Marina restarts. Set dbKind (config) or dev.polarfox.marina.db (label).");
+            }
+        }
+        let message = Message::DbProbed {
+            container_id,
+            result,
+        };
+        if self.inbox.send(message).await.is_err() {
+            warn!(container = %container, "The controller has stopped; what the dump tools tell is not shown.");
         }
     }
 

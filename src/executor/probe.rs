@@ -2,9 +2,11 @@
 //! config, a label nor the image's name tells (a private image such as `myorg/db:1`, or a
 //! bare `sha256:` id).
 //!
-//! The probe is one short `docker exec` per container, run when a job first needs the
-//! container's kind and remembered by container id (a recreated container is probed again),
-//! so it never runs on the event watch and never more than once for a container.
+//! The probe is one short `docker exec` per container, run when the controller first sees
+//! the container running (an [`Order::Probe`](crate::reconcile::Order::Probe)) and
+//! remembered by container id (a recreated container is probed again), so it never runs on
+//! the event watch and never more than once for a container. A job that starts before the
+//! answer arrives probes here itself, through the same memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,14 +15,11 @@ use std::time::Duration;
 use tracing::info;
 
 use crate::docker::{ExecSpec, OutputLine, OutputStream, Runtime};
-use crate::model::{DbKind, PROBED_TOOLS, ProbeError};
+use crate::model::{DbKind, PROBED_TOOLS, ProbeResult};
 
 /// How long the probe may take: `command -v` answers at once, so a container that does not
 /// answer in this time is not going to be dumped either.
 const PROBE_DEADLINE: Duration = Duration::from_secs(20);
-
-/// What a probe found: the kind and the tool that told it, or why it could not tell.
-pub type ProbeResult = Result<(DbKind, String), ProbeError>;
 
 /// Probe results by container id, shared by every job of one executor.
 #[derive(Debug, Clone, Default)]
@@ -65,22 +64,34 @@ pub async fn db_kind<R: Runtime>(
     id: &str,
     name: &str,
 ) -> Result<DbKind, String> {
-    let result = if let Some(result) = probes.get(id) {
-        result
-    } else {
-        let result = probe(runtime, id, name).await?;
-        probes.put(id, result.clone());
-        result
+    let result = match probes.get(id) {
+        Some(result) => result,
+        None => look(runtime, probes, id, name).await?,
     };
     match result {
         Ok((kind, tool)) => {
             info!(container = name, kind = %kind, tool, "The image does not name a database: kind {kind}, found {tool} in the container.");
             Ok(kind)
         }
-        Err(e) => Err(format!(
-            "cannot tell the database kind of {name}: its image does not name a database and {e}; set dbKind (config) or dev.polarfox.marina.db (label)"
-        )),
+        Err(e) => Err(e.for_container(name)),
     }
+}
+
+/// Looks for the dump tools in container `id` (`name` for messages) now, and remembers what
+/// they tell for the jobs that follow.
+///
+/// # Errors
+/// A message for the target when the tools cannot be looked for (the exec fails, times out
+/// or exits non-zero); that is not remembered here, so a job that probes itself tries again.
+pub async fn look<R: Runtime>(
+    runtime: &R,
+    probes: &DbProbes,
+    id: &str,
+    name: &str,
+) -> Result<ProbeResult, String> {
+    let result = probe(runtime, id, name).await?;
+    probes.put(id, result.clone());
+    Ok(result)
 }
 
 async fn probe<R: Runtime>(runtime: &R, id: &str, name: &str) -> Result<ProbeResult, String> {

@@ -19,6 +19,6 @@ pub use retention::{Retention, RetentionError};
 pub use schedule::{Schedule, ScheduleError};
 pub use secret::Secret;
 pub use target::{
-    COMPANION_WORDS, DbKind, PROBED_TOOLS, PathError, ProbeError, TargetKind, TargetSpec,
-    UnknownDbKind, VolumePath,
+    COMPANION_WORDS, DbKind, PROBED_TOOLS, PathError, ProbeError, ProbeResult, TargetKind,
+    TargetSpec, ToolProbe, UnknownDbKind, VolumePath,
 };

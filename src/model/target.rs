@@ -206,6 +206,34 @@ pub enum ProbeError {
     Ambiguous(Vec<String>),
 }
 
+impl ProbeError {
+    /// The target's message when the tools found in `container` do not tell its kind: what
+    /// was found and what to set instead.
+    #[must_use]
+    pub fn for_container(&self, container: &str) -> String {
+        format!(
+            "cannot tell the database kind of {container}: its image does not name a database and {self}; set dbKind (config) or dev.polarfox.marina.db (label)"
+        )
+    }
+}
+
+/// What looking for the dump tools in a container told: the kind and the tool that told it,
+/// or why the tools found do not tell.
+pub type ProbeResult = Result<(DbKind, String), ProbeError>;
+
+/// What is known of the dump tools in one running container whose kind nothing else tells;
+/// kept by container id, since a recreated container may hold other tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolProbe {
+    /// Asked for and not answered yet.
+    Pending,
+    /// The tools were looked for; this is what they tell.
+    Answered(ProbeResult),
+    /// The tools could not be looked for (the exec failed or took too long); the message
+    /// says why and what to set instead.
+    Failed(String),
+}
+
 impl FromStr for DbKind {
     type Err = UnknownDbKind;
 

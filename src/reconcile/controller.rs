@@ -57,6 +57,14 @@ pub enum Order {
         /// Why it does not run.
         reason: &'static str,
     },
+    /// Look for the dump tools in a database container whose kind nothing else tells, and
+    /// report what they tell as [`Message::DbProbed`].
+    Probe {
+        /// The container's id.
+        container_id: String,
+        /// Its name, for messages.
+        container: String,
+    },
 }
 
 /// The controller and its connections.
@@ -153,16 +161,46 @@ impl Controller {
         let started = self.clock.instant();
         let now = self.clock.now();
         self.state.refresh_graph();
+        let mut probes = Vec::new();
         for decision in reconcile(&self.state, now) {
             log_decision(&decision);
+            if let Decision::Probe {
+                container_id,
+                container,
+            } = &decision
+            {
+                probes.push(Order::Probe {
+                    container_id: container_id.clone(),
+                    container: container.clone(),
+                });
+            }
             self.state.apply_decision(decision);
         }
+        // A probe asked for shows as pending in the snapshot below.
+        self.state.refresh_graph();
+        self.order_probes(probes);
         self.start_jobs();
         let snapshot = Arc::new(Snapshot::build(&self.state, now));
         self.snapshots.send_replace(snapshot);
         self.metrics.emit(Reconciled {
             duration: started.elapsed(),
         });
+    }
+
+    /// Hands the probes decided on to the executor. Without one they stay pending, and a
+    /// job's own probe (there is no job either) never comes.
+    fn order_probes(&self, probes: Vec<Order>) {
+        let Some(executor) = &self.executor else {
+            return;
+        };
+        for probe in probes {
+            if executor.send(probe).is_err() {
+                warn!(
+                    "The executor has stopped; the dump tools of a database container are not looked for."
+                );
+                return;
+            }
+        }
     }
 
     fn start_jobs(&mut self) {
@@ -227,6 +265,9 @@ fn log_decision(decision: &Decision) {
         Decision::Schedule { .. } | Decision::CatchUpChecked => {}
         Decision::Enqueue { instance, job } => {
             info!(instance = %instance, trigger = ?job.trigger, due = %job.due, "Backup is due; queued.");
+        }
+        Decision::Probe { container, .. } => {
+            debug!(container = %container, "The image of a database container does not name a database; looking for its dump tools.");
         }
         Decision::WarnUnassigned { target, instance } => {
             warn!(target = %target, instance = %instance, "A labelled target names an instance that is not configured; it is not backed up. Fix the label or add the instance.");

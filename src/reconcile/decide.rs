@@ -3,11 +3,15 @@
 //! level-triggered: it never asks why it was called, and calling it twice in a row returns
 //! nothing new the second time once the first decisions are applied.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 
+use super::graph::Found;
 use super::queue::{Queued, Trigger};
 use super::state::{Decision, NextRun, State};
 use crate::config::Instance;
+use crate::model::{ContainerState, DbKind, TargetKind};
 
 /// What should change, given `state` at `now`.
 #[must_use]
@@ -65,6 +69,34 @@ pub fn reconcile(state: &State, now: DateTime<Utc>) -> Vec<Decision> {
                     instance: key.1,
                 });
             }
+        }
+    }
+    decisions.extend(probes_to_ask(state));
+    decisions
+}
+
+/// Running database containers whose kind neither the config, a label nor the image name
+/// tells, and whose dump tools were not asked about yet: each is probed once (by container
+/// id, so a recreated container is probed again). A stopped one is not: it has no tools to
+/// run until it starts.
+fn probes_to_ask(state: &State) -> Vec<Decision> {
+    let mut asked = BTreeSet::new();
+    let mut decisions = Vec::new();
+    for target in state.graph.targets.values().flatten() {
+        let (TargetKind::Db { kind: None, .. }, Some(Found::Container(container))) =
+            (&target.spec.kind, &target.found)
+        else {
+            continue;
+        };
+        if container.state == ContainerState::Running
+            && DbKind::detect_from_image(&container.image).is_none()
+            && !state.probes.contains_key(&container.id)
+            && asked.insert(container.id.as_str())
+        {
+            decisions.push(Decision::Probe {
+                container_id: container.id.clone(),
+                container: container.name.clone(),
+            });
         }
     }
     decisions

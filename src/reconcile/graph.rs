@@ -11,8 +11,15 @@ use crate::config::Config;
 use crate::model::labels::{self, LabelIntent, LabelProblem, LabelledObject};
 use crate::model::{
     ContainerInfo, ContainerState, DbKind, InstanceId, Inventory, TargetId, TargetKind, TargetSpec,
-    VolumeInfo,
+    ToolProbe, VolumeInfo,
 };
+
+/// The `Ready` reason of a db target whose kind waits for the dump tools in its container to
+/// be looked for. A job that starts meanwhile looks for them itself.
+pub const DB_KIND_PROBING: &str = "DbKindProbing";
+
+/// The `Ready` reason of a db target whose kind the dump tools in its container told.
+pub const DB_KIND_FROM_PROBE: &str = "DbKindFromProbe";
 
 /// Where a target was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,9 +91,14 @@ pub struct Graph {
     pub unprotected_volumes: Vec<String>,
 }
 
-/// Joins `config` and `inventory`.
+/// Joins `config` and `inventory`; `probes` (by container id) tell the kind of database
+/// containers whose image name says nothing.
 #[must_use]
-pub fn build(config: &Config, inventory: &Inventory) -> Graph {
+pub fn build(
+    config: &Config,
+    inventory: &Inventory,
+    probes: &BTreeMap<String, ToolProbe>,
+) -> Graph {
     let labelled = labelled_targets(inventory);
     let known: BTreeSet<&InstanceId> = config.instances.iter().map(|i| &i.id).collect();
     let mut graph = Graph {
@@ -109,13 +121,18 @@ pub fn build(config: &Config, inventory: &Inventory) -> Graph {
                 } else {
                     TargetSource::Config
                 };
-                observe(spec.clone(), source, inventory)
+                observe(spec.clone(), source, inventory, probes)
             })
             .collect();
         for (spec, ids) in &labelled.targets {
             let in_config = instance.targets.iter().any(|t| t.id == spec.id);
             if ids.contains(&instance.id) && !in_config {
-                targets.push(observe(spec.clone(), TargetSource::Label, inventory));
+                targets.push(observe(
+                    spec.clone(),
+                    TargetSource::Label,
+                    inventory,
+                    probes,
+                ));
             }
         }
         graph.targets.insert(instance.id.clone(), targets);
@@ -199,7 +216,12 @@ fn labelled_targets(inventory: &Inventory) -> Labelled {
 }
 
 /// Pairs a target with what Docker reports about its volume or container.
-fn observe(spec: TargetSpec, source: TargetSource, inventory: &Inventory) -> Target {
+fn observe(
+    spec: TargetSpec,
+    source: TargetSource,
+    inventory: &Inventory,
+    probes: &BTreeMap<String, ToolProbe>,
+) -> Target {
     let (db_kind, ready) = match (&spec.id, &spec.kind) {
         (TargetId::Volume(name), _) => {
             let ready = if inventory.volumes.contains_key(name.as_str()) {
@@ -218,7 +240,7 @@ fn observe(spec: TargetSpec, source: TargetSource, inventory: &Inventory) -> Tar
             (None, ready)
         }
         (TargetId::Db(name), TargetKind::Db { kind, .. }) => {
-            db_status(name.as_str(), *kind, inventory)
+            db_status(name.as_str(), *kind, inventory, probes)
         }
         (TargetId::Db(name), TargetKind::Volume { .. }) => (
             None,
@@ -253,6 +275,7 @@ fn db_status(
     name: &str,
     configured: Option<DbKind>,
     inventory: &Inventory,
+    probes: &BTreeMap<String, ToolProbe>,
 ) -> (Option<DbKind>, Condition) {
     let Some(container) = inventory.container_named(name) else {
         let message = format!("container {name} does not exist");
@@ -261,43 +284,87 @@ fn db_status(
             Condition::fails(ConditionType::Ready, "ContainerNotFound", message),
         );
     };
+    let running = container.state == ContainerState::Running;
     let Some(kind) = configured.or_else(|| DbKind::detect_from_image(&container.image)) else {
-        // The name says nothing (a private image, a bare id): the job looks for the dump
-        // tools in the running container itself (a Docker effect, so not done here).
-        return if container.state == ContainerState::Running {
-            let message = format!(
-                "the image {} of {name} does not name a database; the kind is found when the job starts, from the dump tools in the container (set dbKind or dev.polarfox.marina.db to skip this)",
-                container.image
-            );
-            (
-                None,
-                Condition::holds(ConditionType::Ready, "DbKindFromProbe", message),
-            )
-        } else {
-            let message = format!(
-                "cannot tell the database kind of {name} from its image {}, and the container is {}, so its dump tools cannot be looked for; set dbKind (config) or dev.polarfox.marina.db (label)",
-                container.image, container.state
-            );
-            (
-                None,
-                Condition::fails(ConditionType::Ready, "DbKindUnknown", message),
-            )
-        };
+        // The name says nothing (a private image, a bare id): the dump tools in the
+        // container tell, once the executor has looked for them (a Docker effect, ordered
+        // by the reconciler, so not done here).
+        return probed_status(name, container, running, probes.get(&container.id));
     };
-    let ready = if container.state == ContainerState::Running {
+    let ready = if running {
         Condition::holds(
             ConditionType::Ready,
             "ContainerRunning",
             format!("{kind} container {name} is running"),
         )
     } else {
-        let message = format!(
-            "container {name} is {}; a dump needs it running",
-            container.state
-        );
-        Condition::fails(ConditionType::Ready, "ContainerNotRunning", message)
+        not_running(name, container)
     };
     (Some(kind), ready)
+}
+
+/// The kind and readiness of a db target whose kind only the dump tools in its container
+/// can tell.
+fn probed_status(
+    name: &str,
+    container: &ContainerInfo,
+    running: bool,
+    probe: Option<&ToolProbe>,
+) -> (Option<DbKind>, Condition) {
+    let image = &container.image;
+    let unknown = |message: String| {
+        (
+            None,
+            Condition::fails(ConditionType::Ready, "DbKindUnknown", message),
+        )
+    };
+    match probe {
+        Some(ToolProbe::Answered(Ok((kind, tool)))) => {
+            let ready = if running {
+                let message = format!(
+                    "kind {kind}: the image {image} of {name} does not name a database; found {tool} in the container"
+                );
+                Condition::holds(ConditionType::Ready, DB_KIND_FROM_PROBE, message)
+            } else {
+                not_running(name, container)
+            };
+            (Some(*kind), ready)
+        }
+        Some(ToolProbe::Answered(Err(e))) => unknown(e.for_container(name)),
+        Some(ToolProbe::Failed(message)) => unknown(message.clone()),
+        None | Some(ToolProbe::Pending) if !running => unknown(format!(
+            "cannot tell the database kind of {name} from its image {image}, and the container is {}, so its dump tools cannot be looked for; set dbKind (config) or dev.polarfox.marina.db (label)",
+            container.state
+        )),
+        Some(ToolProbe::Pending) => (
+            None,
+            Condition::unknown(
+                ConditionType::Ready,
+                DB_KIND_PROBING,
+                format!(
+                    "the image {image} of {name} does not name a database; Marina is looking for the dump tools in the container to tell its kind (set dbKind or dev.polarfox.marina.db to skip this)"
+                ),
+            ),
+        ),
+        None => (
+            None,
+            Condition::unknown(
+                ConditionType::Ready,
+                DB_KIND_PROBING,
+                format!(
+                    "the image {image} of {name} does not name a database; its kind is told by the dump tools in the container, not looked for yet (set dbKind or dev.polarfox.marina.db to skip this)"
+                ),
+            ),
+        ),
+    }
+}
+
+fn not_running(name: &str, container: &ContainerInfo) -> Condition {
+    let message = format!(
+        "container {name} is {}; a dump needs it running",
+        container.state
+    );
+    Condition::fails(ConditionType::Ready, "ContainerNotRunning", message)
 }
 
 #[cfg(test)]
@@ -440,7 +507,7 @@ instances:
 
     #[test]
     fn config_and_label_targets_merge_with_config_winning() {
-        let graph = build(&config(), &inventory());
+        let graph = build(&config(), &inventory(), &BTreeMap::new());
         assert_eq!(
             summary(&graph, "nightly"),
             [
@@ -461,7 +528,7 @@ instances:
             summary(&graph, "weekly"),
             [
                 "volume:uploads Label VolumeFound -",
-                "db:app Label DbKindFromProbe -",
+                "db:app Label DbKindProbing -",
                 "db:cache Label ContainerNotRunning redis",
             ]
         );
@@ -469,7 +536,7 @@ instances:
 
     #[test]
     fn unknown_instances_are_reported_as_unassigned() {
-        let graph = build(&config(), &inventory());
+        let graph = build(&config(), &inventory(), &BTreeMap::new());
         let unassigned: Vec<String> = graph
             .unassigned
             .iter()
@@ -495,7 +562,7 @@ instances:
 
     #[test]
     fn broken_labels_are_reported_and_not_backed_up() {
-        let graph = build(&config(), &inventory());
+        let graph = build(&config(), &inventory(), &BTreeMap::new());
         assert_eq!(graph.invalid.len(), 1);
         assert_eq!(graph.invalid[0].object, "volume:broken");
         assert!(graph.invalid[0].problems[0].contains("must not contain '..'"));
@@ -508,7 +575,7 @@ instances:
 
     #[test]
     fn coverage_counts_volumes_without_any_policy() {
-        let graph = build(&config(), &inventory());
+        let graph = build(&config(), &inventory(), &BTreeMap::new());
         // `broken` opted in but its labels are wrong: it is not protected.
         assert_eq!(graph.unprotected_volumes, ["broken", "plain"]);
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Diagnostic};
-use crate::model::{InstanceId, InventoryChange};
+use crate::model::{InstanceId, InventoryChange, ProbeResult};
 use crate::store::JobId;
 
 /// One thing that happened. Not `Clone`: a command may carry the one reply channel its
@@ -36,6 +36,14 @@ pub enum Message {
         instance: InstanceId,
         /// Whether it backed up everything (`success`).
         succeeded: bool,
+    },
+    /// The executor looked for the dump tools in a database container (an
+    /// [`Order::Probe`](super::Order::Probe)).
+    DbProbed {
+        /// The container looked into; a recreated container has a new id.
+        container_id: String,
+        /// What the tools tell, or why they could not be looked for.
+        result: Result<ProbeResult, String>,
     },
 }
 

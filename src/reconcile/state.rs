@@ -10,7 +10,7 @@ use super::graph::{self, Graph};
 use super::message::{Command, Message, Reply, TriggerAnswer};
 use super::queue::{Queued, Trigger, WorkQueue};
 use crate::config::{Config, Diagnostic, Instance};
-use crate::model::{InstanceId, Inventory, InventoryChange, TargetId};
+use crate::model::{InstanceId, Inventory, InventoryChange, ProbeResult, TargetId, ToolProbe};
 use crate::store::JobId;
 
 /// An instance's next run, as far as the reconciler has worked it out.
@@ -95,6 +95,9 @@ pub struct State {
     /// Job records that lost their run (merged into another queued run, or their instance
     /// was removed), with why; the controller has the executor close them.
     pub orphaned_jobs: Vec<(JobId, &'static str)>,
+    /// What the dump tools tell of database containers whose kind nothing else tells, by
+    /// container id: asked for once per container, kept while it exists.
+    pub probes: BTreeMap<String, ToolProbe>,
     /// Set when config or inventory changed and the graph must be rebuilt.
     graph_stale: bool,
 }
@@ -125,6 +128,14 @@ pub enum Decision {
         /// The unknown instance id.
         instance: InstanceId,
     },
+    /// Look for the dump tools in a running database container whose kind neither the
+    /// config, a label nor the image name tells (once per container id).
+    Probe {
+        /// The container's id.
+        container_id: String,
+        /// Its name, for messages.
+        container: String,
+    },
 }
 
 impl State {
@@ -144,6 +155,7 @@ impl State {
             catch_up_checked: false,
             warned_unassigned: BTreeSet::new(),
             orphaned_jobs: Vec::new(),
+            probes: BTreeMap::new(),
             graph_stale: false,
         }
     }
@@ -189,7 +201,30 @@ impl State {
                     history.last_success = Some(now);
                 }
             }
+            Message::DbProbed {
+                container_id,
+                result,
+            } => self.apply_probe(container_id, result),
         }
+    }
+
+    /// Keeps what a container's dump tools told, unless the container is gone meanwhile (a
+    /// recreated one has a new id and is asked about anew).
+    fn apply_probe(&mut self, container_id: String, result: Result<ProbeResult, String>) {
+        let exists = self
+            .inventory
+            .as_ref()
+            .is_some_and(|inventory| inventory.containers.contains_key(&container_id));
+        if !exists {
+            self.probes.remove(&container_id);
+            return;
+        }
+        let probe = match result {
+            Ok(told) => ToolProbe::Answered(told),
+            Err(message) => ToolProbe::Failed(message),
+        };
+        self.probes.insert(container_id, probe);
+        self.graph_stale = true;
     }
 
     /// Decides a run-now request. Only here, in the single writer, is it known for certain
@@ -260,6 +295,10 @@ impl State {
                 None => return,
             },
         }
+        if let Some(inventory) = &self.inventory {
+            self.probes
+                .retain(|id, _| inventory.containers.contains_key(id));
+        }
         self.graph_stale = true;
     }
 
@@ -316,7 +355,7 @@ impl State {
         }
         self.graph_stale = false;
         if let (Some(config), Some(inventory)) = (&self.config, &self.inventory) {
-            self.graph = graph::build(config, inventory);
+            self.graph = graph::build(config, inventory, &self.probes);
         }
     }
 
@@ -332,6 +371,10 @@ impl State {
             Decision::CatchUpChecked => self.catch_up_checked = true,
             Decision::WarnUnassigned { target, instance } => {
                 self.warned_unassigned.insert((target, instance));
+            }
+            Decision::Probe { container_id, .. } => {
+                self.probes.insert(container_id, ToolProbe::Pending);
+                self.graph_stale = true;
             }
         }
     }
