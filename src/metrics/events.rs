@@ -14,8 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Metrics;
 use crate::config::Diagnostic;
-use crate::model::{InstanceId, TargetId};
-use crate::store::JobStatus;
+use crate::model::{InstanceId, JobStatus, TargetId};
 
 /// Something that happened, to be logged and counted by [`Metrics::emit`].
 pub trait Event {

@@ -35,8 +35,8 @@ pub use self::events::{
     BackupImageFinished, ConfigRejected, ConfigReloaded, DockerEventReceived, DockerObject,
     DockerWatchRestarted, Event, JobFinished, Reconciled, TargetBackedUp, TargetStaged,
 };
+use crate::model::JobStatus;
 use crate::reconcile::Snapshot;
-use crate::store::JobStatus;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;

@@ -1,7 +1,8 @@
-//! Pure vocabulary shared by every stage: identifiers, targets, schedules, retention and the
-//! label model. Nothing here performs I/O or reads the clock.
+//! Pure vocabulary shared by every stage: identifiers, jobs, targets, schedules, retention
+//! and the label model. Nothing here performs I/O or reads the clock.
 
 mod ids;
+mod job;
 pub mod labels;
 #[cfg(test)]
 mod labels_props;
@@ -12,6 +13,7 @@ mod secret;
 mod target;
 
 pub use ids::{DockerName, IdError, InstanceId, TargetId};
+pub use job::{History, JobId, JobStatus, Trigger, UnknownWord};
 pub use observed::{
     ContainerInfo, ContainerState, Inventory, InventoryChange, VolumeInfo, VolumeMount,
 };

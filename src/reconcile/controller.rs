@@ -19,7 +19,7 @@ use super::state::{Decision, NextRun, State};
 use crate::clock::Clock;
 use crate::config::{Config, Instance};
 use crate::metrics::{Metrics, Reconciled};
-use crate::store::JobId;
+use crate::model::JobId;
 
 /// At most this many messages are applied before the state is reconciled and published, so
 /// a burst (a relist of thousands of volumes, say) cannot starve readers.

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Diagnostic};
-use crate::model::{InstanceId, InventoryChange, ProbeResult};
-use crate::store::JobId;
+use crate::model::{InstanceId, InventoryChange, JobId, ProbeResult};
 
 /// One thing that happened. Not `Clone`: a command may carry the one reply channel its
 /// caller waits on.

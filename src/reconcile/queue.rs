@@ -7,20 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::InstanceId;
-use crate::store::JobId;
-
-/// Why a job was queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Trigger {
-    /// Its schedule came due.
-    Schedule,
-    /// A run was missed while Marina was down (SPEC §5).
-    CatchUp,
-    /// An operator asked for it.
-    Manual,
-}
+pub use crate::model::Trigger;
+use crate::model::{InstanceId, JobId};
 
 /// A queued job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

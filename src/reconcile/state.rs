@@ -10,8 +10,9 @@ use super::graph::{self, Graph};
 use super::message::{Command, Message, Reply, TriggerAnswer};
 use super::queue::{Queued, Trigger, WorkQueue};
 use crate::config::{Config, Diagnostic, Instance};
-use crate::model::{InstanceId, Inventory, InventoryChange, ProbeResult, TargetId, ToolProbe};
-use crate::store::JobId;
+use crate::model::{
+    InstanceId, Inventory, InventoryChange, JobId, ProbeResult, TargetId, ToolProbe,
+};
 
 /// An instance's next run, as far as the reconciler has worked it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,15 +36,7 @@ pub struct InstanceRuntime {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What is known about an instance's past jobs; seeded from the job store at start-up and
-/// updated as jobs finish.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct History {
-    /// The last successful backup's end.
-    pub last_success: Option<DateTime<Utc>>,
-    /// The last job's end and whether it succeeded.
-    pub last_finished: Option<(DateTime<Utc>, bool)>,
-}
+pub use crate::model::History;
 
 /// The outcome of the latest config load.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -70,9 +70,7 @@ pub use types::{
 use error::Failure;
 use writer::{Command, Pending};
 
-use crate::model::InstanceId;
-use crate::reconcile::queue::Trigger;
-use crate::reconcile::state::History;
+use crate::model::{History, InstanceId, Trigger};
 
 /// Commands (log lines, writes, flushes) that may wait for the writer; past it, senders
 /// wait. One full batch of the writer, so a full queue is drained by one commit. At a few

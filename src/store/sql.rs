@@ -14,9 +14,7 @@ use super::types::{
     JobFilter, JobId, JobRecord, JobStatus, JournalEntry, JournalId, JournalKind, LogId, LogLevel,
     LogLine, LogRecord, parse_trigger, trigger_str,
 };
-use crate::model::InstanceId;
-use crate::reconcile::queue::Trigger;
-use crate::reconcile::state::History;
+use crate::model::{History, InstanceId, Trigger};
 
 type Sql<T> = Result<T, Failure>;
 
