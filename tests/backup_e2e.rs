@@ -312,11 +312,7 @@ async fn a_failing_or_hanging_custom_image_fails_the_job_and_leaves_nothing() {
     );
     let marina = Daemon::start(&config);
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/hanging", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("hanging").await;
 
     let failing = marina.trigger("failing").await;
     let hanging = marina.trigger("hanging").await;
@@ -430,11 +426,7 @@ async fn stop_attached_stops_the_app_while_staging_and_a_crash_is_repaired_at_re
     // A normal run: stopped while staged, running again afterwards.
     let marina = Daemon::start(&config);
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/app", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("app").await;
     let id = marina.trigger("app").await;
     support::eventually(20, "the app container stopped for staging", || {
         state_of(&app) == "exited"
@@ -578,11 +570,7 @@ async fn a_wrong_password_fails_clearly_and_one_bad_repository_does_not_hold_up_
     );
     let marina = Daemon::start(&config);
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/healthy", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("healthy").await;
     let unreachable = marina.trigger("unreachable").await;
     let locked = marina.trigger("locked").await;
     let healthy = marina.trigger("healthy").await;
@@ -872,11 +860,7 @@ async fn marina_backup_triggers_the_daemon_and_the_job_can_be_followed() {
         restic_instance("cli", &repos.path().join("cli"), "")
     ));
     marina.wait_ready().await;
-    marina
-        .wait_for("/api/instances/cli", 20, "the target", |i| {
-            i["targets"].as_array().is_some_and(|t| !t.is_empty())
-        })
-        .await;
+    marina.wait_targets("cli").await;
 
     let output = Command::new(env!("CARGO_BIN_EXE_marina"))
         .args(["backup", "cli", "--url", &marina.base_url])

@@ -34,14 +34,7 @@ async fn a_panic_is_contained(fault: &str) {
     );
     let marina = Daemon::start_with_env(&config, &[("MARINA_FAULT", fault)]);
     marina.wait_ready().await;
-    marina
-        .wait_for(
-            &format!("/api/instances/{instance}"),
-            20,
-            "the target",
-            |i| i["targets"].as_array().is_some_and(|t| !t.is_empty()),
-        )
-        .await;
+    marina.wait_targets(&instance).await;
 
     let first = marina.trigger(&instance).await;
     let job = marina.wait_job(&instance, first, 60).await;
@@ -162,14 +155,7 @@ async fn a_crashed_jobs_own_staging_is_removed_at_the_next_start() {
     marina.wait_ready().await;
     marina.wait_targets("crashy").await;
     let job = marina.trigger("crashy").await;
-    marina
-        .wait_for(
-            &format!("/api/logs/job/{job}"),
-            60,
-            "the backend running",
-            |l| l.to_string().contains("backend-is-running"),
-        )
-        .await;
+    marina.wait_log_line(job, "backend-is-running").await;
     let dir = marina.crash();
     let staging = dir.path().join("staging/crashy");
     let runs = dir_entries(&staging);

@@ -226,14 +226,7 @@ async fn stop_attached_gives_the_container_back_before_the_job_ends() {
     let marina = Daemon::start(&config);
     marina.wait_ready().await;
     for instance in ["attached-restic", "attached-image"] {
-        marina
-            .wait_for(
-                &format!("/api/instances/{instance}"),
-                20,
-                "the target",
-                |i| i["targets"].as_array().is_some_and(|t| !t.is_empty()),
-            )
-            .await;
+        marina.wait_targets(instance).await;
     }
 
     // restic reads the volume in place: the app waits for restic, not for the job's end.

@@ -204,14 +204,7 @@ async fn kill_9_while_a_backend_container_runs_is_repaired_at_the_next_start() {
     marina.wait_ready().await;
     marina.wait_targets("hung").await;
     let job = marina.trigger("hung").await;
-    marina
-        .wait_for(
-            &format!("/api/logs/job/{job}"),
-            60,
-            "the backend running",
-            |l| l.to_string().contains("backend-is-running"),
-        )
-        .await;
+    marina.wait_log_line(job, "backend-is-running").await;
     let dir = marina.crash();
     let backend_label = format!("label=dev.polarfox.marina.job={job}");
     let instance_label = "label=dev.polarfox.marina.instance=hung";

@@ -25,15 +25,6 @@ fn backend_instance(id: &str, image: &str, work: u32, extra: &str) -> String {
     )
 }
 
-/// Waits until job `job`'s log has a line containing `text`.
-async fn wait_log(marina: &Daemon, job: i64, text: &str) {
-    marina
-        .wait_for(&format!("/api/logs/job/{job}"), 60, text, |l| {
-            l.to_string().contains(text)
-        })
-        .await;
-}
-
 /// Starts a new Marina on `dir` (the same job store) and returns job `job` of `instance`.
 async fn job_after_restart(
     dir: tempfile::TempDir,
@@ -68,7 +59,7 @@ async fn sigterm_lets_a_running_job_finish_within_the_grace() {
     marina.wait_ready().await;
     marina.wait_targets("finishing").await;
     let job = marina.trigger("finishing").await;
-    wait_log(&marina, job, "backend-is-working").await;
+    marina.wait_log_line(job, "backend-is-working").await;
 
     marina.signal("TERM");
     let status = marina
@@ -152,7 +143,7 @@ async fn a_second_signal_exits_at_once() {
     marina.wait_ready().await;
     marina.wait_targets("twice").await;
     let job = marina.trigger("twice").await;
-    wait_log(&marina, job, "backend-is-working").await;
+    marina.wait_log_line(job, "backend-is-working").await;
 
     marina.signal("TERM");
     assert!(

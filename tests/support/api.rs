@@ -98,6 +98,14 @@ impl Api {
         .await;
     }
 
+    /// Waits (up to a minute) until job `job`'s log has a line containing `text`.
+    pub async fn wait_log_line(&self, job: i64, text: &str) {
+        self.wait_for(&format!("/api/logs/job/{job}"), 60, text, |log| {
+            log.to_string().contains(text)
+        })
+        .await;
+    }
+
     /// Waits until `/readyz` says ready.
     pub async fn wait_ready(&self) {
         self.wait_ready_within(10, String::new).await;
