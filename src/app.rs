@@ -24,6 +24,7 @@ use crate::docker::own_container::own_container_id;
 use crate::docker::{self, DockerClient, DockerError, DockerRuntime};
 use crate::executor::Executor;
 use crate::executor::recovery::recover;
+use crate::gauges;
 use crate::http::{self, AppState};
 use crate::metrics::{Metrics, MetricsError};
 use crate::model::InventoryChange;
@@ -126,7 +127,11 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
         metrics.clone(),
     );
     tasks.spawn(controller.run(shutdown.clone()));
-    tasks.spawn(metrics.clone().follow(snapshots.clone(), shutdown.clone()));
+    tasks.spawn(gauges::follow(
+        metrics.clone(),
+        snapshots.clone(),
+        shutdown.clone(),
+    ));
     let first = Message::ConfigLoaded {
         config: Arc::clone(&config),
         warnings: loaded.warnings,

@@ -56,6 +56,7 @@ pub mod clock;
 pub mod config;
 pub mod docker;
 pub mod executor;
+pub mod gauges;
 pub mod http;
 pub mod metrics;
 pub mod model;

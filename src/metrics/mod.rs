@@ -7,36 +7,37 @@
 //!   typed [`events`] at the place it happens. Each event logs its line *and* counts, so a log
 //!   line and its counter can never disagree (vector's `emit!`).
 //! - **What is** — targets, unassigned targets, unprotected volumes, running and queued jobs,
-//!   next runs, last successes — is read from each published [`Snapshot`] by
-//!   [`Metrics::observe`]. The same pass removes the series of instances and targets that left
-//!   the config, so no stale series outlives its object.
+//!   next runs, last successes — is set all at once from a [`StateReading`] by
+//!   [`Metrics::set_state`] ([`state`]), which also removes the series of instances and
+//!   targets that left the config, so no stale series outlives its object. The readings come
+//!   from the controller's snapshots, taken by the `gauges` module, which lives above the
+//!   reconciler: this module, used by every layer, imports only the vocabulary in `model`
+//!   and `config`.
 //!
 //! Label sets are bounded by the config: instance ids, target ids, target kinds and job
 //! statuses — never a job id or a path.
 //!
-//! `GET /metrics` (in [`crate::http`]) serves [`Metrics::render`] in the classic text format,
+//! `GET /metrics` (in `http`) serves [`Metrics::render`] in the classic text format,
 //! which `promtool check metrics` accepts (DEPENDENCIES.md explains why not `OpenMetrics`).
 
 pub mod events;
+pub mod state;
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
+use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 pub use self::events::{
     BackupImageFinished, ConfigRejected, ConfigReloaded, DockerEventReceived, DockerObject,
     DockerWatchRestarted, Event, JobFinished, Reconciled, TargetBackedUp, TargetStaged,
 };
+pub use self::state::{InstanceReading, StateReading};
 use crate::model::JobStatus;
-use crate::reconcile::Snapshot;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -315,131 +316,14 @@ impl Metrics {
         event.emit(self);
     }
 
-    /// Sets the gauges that describe state from `snapshot`, creates the series of new
-    /// instances (at 0) and removes those of instances and targets that left the config.
-    pub fn observe(&self, snapshot: &Snapshot) {
-        let m = &*self.inner;
-        let accepted = snapshot.config.last_reload.as_ref().map(|r| r.accepted);
-        m.config_last_reload_successful
-            .set(i64::from(accepted.unwrap_or(false)));
-        m.unassigned_targets
-            .set(count(snapshot.unassigned_targets.len()));
-        m.unprotected_volumes
-            .set(count(snapshot.unprotected_volumes.len()));
-        m.jobs_running.set(count(snapshot.jobs_running));
-        m.jobs_queued.set(count(snapshot.jobs_waiting));
-
-        let mut instances = BTreeSet::new();
-        let mut targets = BTreeSet::new();
-        for instance in &snapshot.instances {
-            let id = instance.id.as_str();
-            instances.insert(id);
-            for kind in TARGET_KINDS {
-                let n = instance.targets.iter().filter(|t| t.kind == kind).count();
-                m.targets.with_label_values(&[id, kind]).set(count(n));
-            }
-            for target in &instance.targets {
-                targets.insert((id, target.id.to_string()));
-            }
-            match instance.next_run_at {
-                Some(at) => m
-                    .instance_next_run
-                    .with_label_values(&[id])
-                    .set(at.timestamp()),
-                None => {
-                    let _ = m.instance_next_run.remove_label_values(&[id]);
-                }
-            }
-            match instance.schedule_interval_seconds {
-                Some(seconds) => m.instance_interval.with_label_values(&[id]).set(seconds),
-                None => {
-                    let _ = m.instance_interval.remove_label_values(&[id]);
-                }
-            }
-            match instance.last_success_at {
-                Some(at) => m
-                    .instance_last_success
-                    .with_label_values(&[id])
-                    .set(at.timestamp()),
-                None => {
-                    let _ = m.instance_last_success.remove_label_values(&[id]);
-                }
-            }
-            for status in FINAL_STATUSES {
-                m.jobs.with_label_values(&[id, status.as_str()]);
-            }
-            m.job_duration.with_label_values(&[id]);
-            m.backup_bytes_added.with_label_values(&[id]);
-            m.staged_bytes.with_label_values(&[id]);
-        }
-
-        let configured = |labels: &HashMap<&str, &str>| {
-            labels
-                .get("instance")
-                .is_some_and(|id| instances.contains(id))
-        };
-        retain(&m.targets, configured);
-        retain(&m.instance_next_run, configured);
-        retain(&m.instance_interval, configured);
-        retain(&m.instance_last_success, configured);
-        retain(&m.jobs, configured);
-        retain(&m.job_duration, configured);
-        retain(&m.backup_bytes_added, configured);
-        retain(&m.staged_bytes, configured);
-        retain(&m.target_last_success, |labels| {
-            match (labels.get("instance"), labels.get("target")) {
-                (Some(instance), Some(target)) => {
-                    targets.contains(&(*instance, (*target).to_owned()))
-                }
-                _ => false,
-            }
-        });
-    }
-
-    /// Refreshes the state gauges from every snapshot the controller publishes, until
-    /// `shutdown` or the controller is gone. A task of its own, so the controller's loop
-    /// only decides; a burst of snapshots is observed once, at its latest.
-    pub async fn follow(
-        self,
-        mut snapshots: watch::Receiver<Arc<Snapshot>>,
-        shutdown: CancellationToken,
-    ) {
-        loop {
-            let snapshot = Arc::clone(&snapshots.borrow_and_update());
-            self.observe(&snapshot);
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                changed = snapshots.changed() => if changed.is_err() { return },
-            }
-        }
+    /// Every metric family in the registry, as the text encoder would see it.
+    #[must_use]
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.inner.registry.gather()
     }
 
     /// Every metric in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> Result<String, prometheus::Error> {
-        TextEncoder::new().encode_to_string(&self.inner.registry.gather())
+        TextEncoder::new().encode_to_string(&self.gather())
     }
 }
-
-/// A count as a gauge value (a gauge is an `i64`; no real count comes near its limit).
-fn count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Removes the series of `vec` whose labels `keep` rejects.
-fn retain<T: MetricVecBuilder>(vec: &MetricVec<T>, keep: impl Fn(&HashMap<&str, &str>) -> bool) {
-    for family in vec.collect() {
-        for metric in family.get_metric() {
-            let labels: HashMap<&str, &str> = metric
-                .get_label()
-                .iter()
-                .map(|pair| (pair.name(), pair.value()))
-                .collect();
-            if !keep(&labels) {
-                let _ = vec.remove(&labels);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests;

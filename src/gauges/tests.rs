@@ -12,7 +12,11 @@ use chrono::{DateTime, Utc};
 
 use super::*;
 use crate::config::{self, Environment, Severity};
-use crate::model::{InstanceId, Inventory, InventoryChange, TargetId};
+use crate::metrics::{
+    ConfigRejected, ConfigReloaded, DockerEventReceived, DockerObject, DockerWatchRestarted,
+    JobFinished, Reconciled, TargetBackedUp, TargetStaged,
+};
+use crate::model::{InstanceId, Inventory, InventoryChange, JobStatus, TargetId};
 use crate::reconcile::{Message, State, reconcile};
 
 struct NoEnv;
@@ -99,7 +103,7 @@ fn populated() -> (Metrics, Snapshot) {
         ],
         &["nightly"],
     );
-    metrics.observe(&snapshot);
+    observe(&metrics, &snapshot);
     let nightly = InstanceId::parse("nightly").unwrap();
     metrics.emit(ConfigReloaded {
         file: "metrics.yml",
@@ -156,7 +160,7 @@ fn populated() -> (Metrics, Snapshot) {
 /// encoder's).
 fn label_sets(metrics: &Metrics) -> BTreeMap<String, BTreeSet<Vec<String>>> {
     let mut sets: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
-    for family in metrics.inner.registry.gather() {
+    for family in metrics.gather() {
         let entry = sets.entry(family.name().to_owned()).or_default();
         for metric in family.get_metric() {
             let mut names: Vec<String> = metric
@@ -298,7 +302,7 @@ fn the_text_shows_each_series_with_its_value() {
 fn label_values_are_bounded_by_the_config() {
     let (metrics, _) = populated();
     let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for family in metrics.inner.registry.gather() {
+    for family in metrics.gather() {
         for metric in family.get_metric() {
             for label in metric.get_label() {
                 values
@@ -354,7 +358,7 @@ fn series_of_instances_and_targets_that_leave_the_config_are_removed() {
 
     // `hourly` is removed, and `nightly` no longer has volume:app-data.
     let after = snapshot(&[instance("nightly", &["db:app-postgres"])], &["nightly"]);
-    metrics.observe(&after);
+    observe(&metrics, &after);
     let text = metrics.render().unwrap();
     assert!(
         !text.contains("instance=\"hourly\""),
@@ -375,7 +379,7 @@ fn series_of_instances_and_targets_that_leave_the_config_are_removed() {
         duration: Duration::from_secs(3),
         message: "all 1 targets backed up",
     });
-    metrics.observe(&after);
+    observe(&metrics, &after);
     assert!(!metrics.render().unwrap().contains("instance=\"hourly\""));
 }
 
@@ -385,7 +389,7 @@ fn state_gauges_follow_the_snapshot() {
     snapshot.jobs_running = 2;
     snapshot.jobs_waiting = 3;
     snapshot.unprotected_volumes = vec!["a".into(), "b".into()];
-    metrics.observe(&snapshot);
+    observe(&metrics, &snapshot);
     let text = metrics.render().unwrap();
     for line in [
         "marina_jobs_running 2",
@@ -399,7 +403,7 @@ fn state_gauges_follow_the_snapshot() {
     if let Some(reload) = &mut snapshot.config.last_reload {
         reload.accepted = false;
     }
-    metrics.observe(&snapshot);
+    observe(&metrics, &snapshot);
     assert!(
         metrics
             .render()
