@@ -7,7 +7,9 @@
 
 mod decode;
 mod expand;
+mod instance;
 mod schema;
+mod values;
 pub mod watch;
 mod yaml;
 

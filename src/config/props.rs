@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use proptest::prelude::*;
 
 use super::expand::{ExpandError, expand};
-use super::schema::{GLOBAL_FIELDS, INSTANCE_FIELDS, TARGET_FIELDS};
+use super::instance::{INSTANCE_FIELDS, TARGET_FIELDS};
+use super::schema::GLOBAL_FIELDS;
 use super::*;
 use crate::model::{DockerName, TargetId, TargetKind, VolumePath};
 
