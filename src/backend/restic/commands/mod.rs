@@ -6,7 +6,7 @@
 //!   and `init` only for a repository restic reports as missing;
 //! - `open` — [`Restic::open`](super::Restic::open) in one run, and telling a command that
 //!   could not open its repository from one that failed at its own work;
-//! - `unlock` — removing stale locks;
+//! - `unlock` — removing stale locks (the run `open` reads its answer from);
 //! - `backup` — paths or a stream as one snapshot of a target;
 //! - `forget` — retention (`forget --prune`) and its report;
 //! - `snapshots` — listing, and the tag filter retention shares.

@@ -2,7 +2,7 @@
 //! because it could not open its repository (missing, refusing the password, unreachable,
 //! locked) rather than in its own work.
 
-use crate::backend::restic::process::{Capture, Finished, args};
+use crate::backend::restic::process::Finished;
 use crate::backend::restic::{Restic, ResticError, Result};
 
 use super::init::{Probe, RepositoryStatus, classify_probe};
@@ -28,10 +28,7 @@ impl Restic {
     /// leads to `init`.
     pub async fn open(&self) -> Result<RepositoryStatus> {
         let command = "unlock";
-        self.preflight(command)?;
-        let finished = self
-            .run(command, &args(["unlock"]), Capture::Text, None)
-            .await?;
+        let finished = self.run_unlock().await?;
         if finished.status.success() {
             return Ok(RepositoryStatus::Existing);
         }
