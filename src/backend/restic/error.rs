@@ -1,7 +1,11 @@
 //! What can go wrong with a restic operation, in words for the operator.
 
-#[allow(clippy::wildcard_imports)] // The backend's own vocabulary, shared by its parts.
-use super::*;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::backend::BackupSummary;
+use crate::model::InstanceId;
 
 /// A failed restic operation. Messages name the instance and the command and say what the
 /// operator can do; they never contain the repository string or an `env` value.
@@ -148,3 +152,8 @@ pub enum ResticError {
 
 /// A result whose error is a [`ResticError`].
 pub type Result<T, E = ResticError> = std::result::Result<T, E>;
+
+/// A duration as people write it in `resticTimeout` (`1h 30m`).
+fn human(duration: &Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(*duration)
+}

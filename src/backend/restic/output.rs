@@ -1,8 +1,18 @@
-//! Reading what restic prints: the `backup --json` message stream and its summary, and the
-//! `forget --json` report.
+//! Reading the `backup --json` message stream as restic prints it: its summary, and the items
+//! it could not read.
 
-#[allow(clippy::wildcard_imports)] // The backend's own vocabulary, shared by its parts.
-use super::*;
+use std::io;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::ChildStdout;
+
+use crate::backend::BackupSummary;
+
+/// Unreadable items named in an [`ResticError::Incomplete`](super::ResticError::Incomplete)
+/// message; the rest are counted.
+const REPORTED_ITEMS: usize = 5;
 
 /// The parts of `backup --json` output Marina keeps.
 #[derive(Debug, Default)]
@@ -118,41 +128,4 @@ pub(super) async fn read_backup_stream(pipe: ChildStdout) -> io::Result<BackupSt
             Ok(BackupMessage::Other) | Err(_) => {}
         }
     }
-}
-
-/// One group of `forget --json` output; only the counts matter here.
-#[derive(Debug, Deserialize)]
-pub(super) struct ForgetGroup {
-    #[serde(default)]
-    pub(super) keep: Option<Vec<serde::de::IgnoredAny>>,
-    #[serde(default)]
-    pub(super) remove: Option<Vec<serde::de::IgnoredAny>>,
-}
-
-/// Counts from `forget --prune --json` output: the JSON array comes first, prune's text report
-/// after it; no output at all means no snapshot matched.
-pub(super) fn parse_forget(stdout: &[u8]) -> std::result::Result<ForgetSummary, String> {
-    let Some(start) = stdout.iter().position(|&byte| byte == b'[') else {
-        return if stdout.iter().all(u8::is_ascii_whitespace) {
-            Ok(ForgetSummary::default())
-        } else {
-            Err("no JSON array in the output".to_owned())
-        };
-    };
-    let groups: Vec<ForgetGroup> = serde_json::Deserializer::from_slice(&stdout[start..])
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| Ok(Vec::new()))
-        .map_err(|error| error.to_string())?;
-    Ok(ForgetSummary {
-        groups: groups.len(),
-        kept: groups
-            .iter()
-            .map(|g| g.keep.as_ref().map_or(0, Vec::len))
-            .sum(),
-        removed: groups
-            .iter()
-            .map(|g| g.remove.as_ref().map_or(0, Vec::len))
-            .sum(),
-    })
 }

@@ -1,23 +1,39 @@
-//! One restic child process: what to do with its stdout, the bounded stderr tail, feeding
-//! its stdin, and killing it when its time is up.
+//! One restic command from start to end: the checks every command needs, the child process
+//! with its minimal environment and cache flags, running it to completion or to its timeout
+//! (feeding its stdin, capturing stdout and the bounded stderr tail, killing it), and the
+//! errors a finished command turns into.
 
-#[allow(clippy::wildcard_imports)] // The backend's own vocabulary, shared by its parts.
-use super::*;
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
 
-/// A duration as people write it in `resticTimeout` (`1h 30m`).
-pub(super) fn human(duration: &Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(*duration)
-}
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout, Command};
+use tracing::{debug, warn};
 
-/// Kills `child` and reaps it. Errors mean it had already exited, which is the goal.
-pub(super) async fn kill(child: &mut tokio::process::Child) {
-    if let Err(error) = child.start_kill() {
-        debug!(error = %error, "restic had already exited when it was to be killed.");
-    }
-    if let Err(error) = child.wait().await {
-        debug!(error = %error, "Waiting for the killed restic failed.");
-    }
-}
+use super::output::{BackupStream, read_backup_stream};
+use super::scrub::{describe_status, hint, summarize};
+use super::settings::Cache;
+use super::{Restic, ResticError, Result};
+
+/// The cache directory's name under `TMPDIR` (see [`Cache::InTmpDir`]).
+const CACHE_DIR_NAME: &str = "marina-restic-cache";
+/// The environment variables restic reads its password from. Without one of them restic
+/// reads the password from stdin, which for `backup --stdin` is the data itself.
+const PASSWORD_VARS: [&str; 3] = [
+    "RESTIC_PASSWORD",
+    "RESTIC_PASSWORD_FILE",
+    "RESTIC_PASSWORD_COMMAND",
+];
+/// How much of restic's stderr is kept: its last lines say what went wrong, and a restic that
+/// floods stderr must not grow Marina's memory.
+const STDERR_TAIL: usize = 8 * 1024;
+/// Upper bound on the stdout kept for JSON answers (`snapshots`, `forget`); tens of thousands
+/// of snapshots fit, and a runaway output cannot exhaust memory.
+const STDOUT_LIMIT: usize = 64 * 1024 * 1024;
+/// Buffer for feeding a stream to `backup --stdin`: the only memory a stream of any size uses.
+const STDIN_CHUNK: usize = 64 * 1024;
 
 /// What to do with restic's stdout.
 #[derive(Debug, Clone, Copy)]
@@ -75,10 +91,261 @@ pub(super) enum Feed {
     ChildClosed,
 }
 
+impl Restic {
+    /// Checks what every command needs before anything runs.
+    pub(super) fn preflight(&self, command: &'static str) -> Result<()> {
+        let has_password = PASSWORD_VARS.iter().any(|name| {
+            self.settings
+                .env
+                .get(*name)
+                .is_some_and(|value| !value.expose().is_empty())
+        });
+        if !has_password {
+            return Err(ResticError::NoPassword {
+                instance: self.settings.instance.clone(),
+            });
+        }
+        if self.settings.host.trim().is_empty() {
+            return Err(self.invalid(
+                command,
+                "the node name (restic's --host) is empty; set `nodeName`".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs one restic command to completion or to its timeout, feeding `stdin` if given.
+    pub(super) async fn run(
+        &self,
+        command: &'static str,
+        arguments: &[OsString],
+        capture: Capture,
+        stdin: Option<&mut (dyn AsyncRead + Unpin + Send)>,
+    ) -> Result<Finished> {
+        // Declared before `child` so that, if this future is dropped mid-stream, the child is
+        // killed (kill_on_drop) before its stdin closes: end-of-file would let restic save
+        // what it has read so far as a complete snapshot.
+        let mut stdin_slot: Option<ChildStdin>;
+        debug!(instance = %self.settings.instance, command, "Running restic.");
+        let mut child = self
+            .command(arguments, stdin.is_some())
+            .spawn()
+            .map_err(|source| ResticError::Spawn {
+                instance: self.settings.instance.clone(),
+                command,
+                binary: self.settings.binary.clone(),
+                source,
+            })?;
+        stdin_slot = child.stdin.take();
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(self.io_error(
+                command,
+                io::Error::other("restic's output pipes are missing"),
+            ));
+        };
+
+        let work = async {
+            let pipes = async {
+                tokio::join!(read_stdout(stdout, capture), read_tail(stderr, STDERR_TAIL))
+            };
+            tokio::pin!(pipes);
+            let mut pipes_done = None;
+            let mut stdin_outcome = None;
+            if let Some(reader) = stdin {
+                let outcome = {
+                    let feed = feed_stdin(reader, &mut stdin_slot);
+                    tokio::pin!(feed);
+                    // Read restic's output while feeding it: a full stdout pipe would stall
+                    // restic and with it the stream.
+                    loop {
+                        tokio::select! {
+                            outcome = &mut feed => break outcome,
+                            output = &mut pipes, if pipes_done.is_none() => pipes_done = Some(output),
+                        }
+                    }
+                };
+                if let Feed::ReaderFailed { .. } = outcome {
+                    // Kill first, close stdin after (see `stdin_slot`).
+                    kill(&mut child).await;
+                    stdin_slot = None;
+                    let status = child.wait().await.map_err(|e| self.io_error(command, e))?;
+                    return Ok(Finished {
+                        status,
+                        stdout: Stdout::Text(Tail::default()),
+                        stderr: Tail::default(),
+                        fed: Some(outcome),
+                    });
+                }
+                stdin_outcome = Some(outcome);
+            }
+            let (stdout, stderr) = match pipes_done {
+                Some(output) => output,
+                None => pipes.await,
+            };
+            let status = child.wait().await.map_err(|e| self.io_error(command, e))?;
+            Ok(Finished {
+                status,
+                stdout: stdout.map_err(|e| self.io_error(command, e))?,
+                stderr: stderr.map_err(|e| self.io_error(command, e))?,
+                fed: stdin_outcome,
+            })
+        };
+        let outcome = tokio::time::timeout(self.settings.timeout, work).await;
+        if let Ok(finished) = outcome {
+            if let Ok(finished) = &finished {
+                debug!(instance = %self.settings.instance, command, status = %describe_status(finished.status), "restic finished.");
+            }
+            return finished;
+        }
+        warn!(
+            instance = %self.settings.instance,
+            command,
+            timeout = %humantime::format_duration(self.settings.timeout),
+            "restic did not finish within resticTimeout; killing it."
+        );
+        kill(&mut child).await;
+        drop(stdin_slot);
+        Err(ResticError::Timeout {
+            instance: self.settings.instance.clone(),
+            command,
+            timeout: self.settings.timeout,
+        })
+    }
+
+    /// The child process, with the minimal environment.
+    fn command(&self, arguments: &[OsString], piped_stdin: bool) -> Command {
+        let mut command = Command::new(&self.settings.binary);
+        command
+            .env_clear()
+            .env("PATH", &self.base_env.path)
+            .env("HOME", &self.base_env.home)
+            .env("TMPDIR", &self.base_env.tmpdir);
+        for (name, value) in &self.settings.env {
+            command.env(name, value.expose());
+        }
+        // The configured `repository` wins over an `env` entry of the same name.
+        command.env("RESTIC_REPOSITORY", self.settings.repository.expose());
+        command
+            .args(self.cache_args())
+            .args(arguments)
+            .stdin(if piped_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // If the caller stops waiting (job aborted), restic must not live on.
+            .kill_on_drop(true)
+            // Out of Marina's process group: a terminal's Ctrl-C (SIGINT to the foreground
+            // group) reaches Marina alone, which then lets the job finish within
+            // `shutdownGrace` instead of restic dying mid-backup.
+            .process_group(0);
+        command
+    }
+
+    /// The global cache flags (none when the instance `env` sets `RESTIC_CACHE_DIR`).
+    fn cache_args(&self) -> Vec<OsString> {
+        if self.settings.env.contains_key("RESTIC_CACHE_DIR") {
+            return Vec::new();
+        }
+        match &self.settings.cache {
+            Cache::InTmpDir => vec![
+                "--cache-dir".into(),
+                self.effective_tmpdir().join(CACHE_DIR_NAME).into(),
+            ],
+            Cache::At(dir) => vec!["--cache-dir".into(), dir.into()],
+            Cache::Disabled => vec!["--no-cache".into()],
+        }
+    }
+
+    /// `TMPDIR` as restic will see it (the instance `env` may override Marina's).
+    fn effective_tmpdir(&self) -> PathBuf {
+        self.settings.env.get("TMPDIR").map_or_else(
+            || PathBuf::from(&self.base_env.tmpdir),
+            |value| PathBuf::from(value.expose()),
+        )
+    }
+
+    fn io_error(&self, command: &'static str, source: io::Error) -> ResticError {
+        ResticError::Io {
+            instance: self.settings.instance.clone(),
+            command,
+            source,
+        }
+    }
+}
+
+// The errors a command ends with, named for the instance and scrubbed of secrets.
+impl Restic {
+    /// The error for a command that exited unsuccessfully.
+    pub(super) fn failed(&self, command: &'static str, finished: &Finished) -> ResticError {
+        let message = self.message(&finished.stderr);
+        ResticError::Failed {
+            instance: self.settings.instance.clone(),
+            command,
+            status: describe_status(finished.status),
+            hint: hint(command, &message),
+            message,
+        }
+    }
+
+    /// restic's stderr as a short, secret-free message.
+    pub(super) fn message(&self, stderr: &Tail) -> String {
+        let text = String::from_utf8_lossy(&stderr.bytes);
+        // A cut-off first line could hold the end of a secret that no longer matches in full.
+        let text = if stderr.truncated {
+            text.split_once('\n').map_or("", |(_, rest)| rest)
+        } else {
+            &text
+        };
+        summarize(&self.scrubber.scrub(text))
+    }
+
+    /// stdout as bytes, or an error if it was cut off at [`STDOUT_LIMIT`].
+    pub(super) fn complete_stdout<'f>(
+        &self,
+        command: &'static str,
+        finished: &'f Finished,
+    ) -> Result<&'f [u8]> {
+        match &finished.stdout {
+            Stdout::Text(tail) if !tail.truncated => Ok(&tail.bytes),
+            Stdout::Text(_) => Err(self.output_error(
+                command,
+                &format!("the output is larger than {STDOUT_LIMIT} bytes"),
+            )),
+            Stdout::Backup(_) => Err(self.output_error(command, "no text output was captured")),
+        }
+    }
+
+    /// The error for a request restic must not be run with; nothing was run.
+    pub(super) fn invalid(&self, command: &'static str, reason: String) -> ResticError {
+        ResticError::InvalidRequest {
+            instance: self.settings.instance.clone(),
+            command,
+            reason,
+        }
+    }
+
+    /// The error for output this version of Marina cannot read.
+    pub(super) fn output_error(&self, command: &'static str, detail: &str) -> ResticError {
+        ResticError::Output {
+            instance: self.settings.instance.clone(),
+            command,
+            detail: self.scrubber.scrub(detail),
+        }
+    }
+}
+
+/// restic's arguments from string literals and borrowed strings.
+pub(super) fn args<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<OsString> {
+    items.into_iter().map(OsString::from).collect()
+}
+
 /// Copies `reader` into restic's stdin through a fixed buffer, then closes stdin (the end of
 /// the stream for restic). On a read error stdin is left open for the caller to kill restic
 /// first.
-pub(super) async fn feed_stdin(
+async fn feed_stdin(
     reader: &mut (dyn AsyncRead + Unpin + Send),
     slot: &mut Option<ChildStdin>,
 ) -> Feed {
@@ -107,7 +374,7 @@ pub(super) async fn feed_stdin(
     Feed::Done
 }
 
-pub(super) async fn read_stdout(pipe: ChildStdout, capture: Capture) -> io::Result<Stdout> {
+async fn read_stdout(pipe: ChildStdout, capture: Capture) -> io::Result<Stdout> {
     match capture {
         Capture::Text => read_head(pipe, STDOUT_LIMIT).await.map(Stdout::Text),
         Capture::Backup => read_backup_stream(pipe).await.map(Stdout::Backup),
@@ -115,7 +382,7 @@ pub(super) async fn read_stdout(pipe: ChildStdout, capture: Capture) -> io::Resu
 }
 
 /// Reads `pipe` to its end, keeping the first `limit` bytes.
-pub(super) async fn read_head(mut pipe: ChildStdout, limit: usize) -> io::Result<Tail> {
+async fn read_head(mut pipe: ChildStdout, limit: usize) -> io::Result<Tail> {
     let mut tail = Tail::default();
     let mut buffer = vec![0_u8; 8 * 1024];
     loop {
@@ -132,7 +399,7 @@ pub(super) async fn read_head(mut pipe: ChildStdout, limit: usize) -> io::Result
 }
 
 /// Reads `pipe` to its end, keeping the last `limit` bytes.
-pub(super) async fn read_tail(mut pipe: ChildStderr, limit: usize) -> io::Result<Tail> {
+async fn read_tail(mut pipe: ChildStderr, limit: usize) -> io::Result<Tail> {
     let mut tail = Tail::default();
     let mut buffer = vec![0_u8; 4 * 1024];
     loop {
@@ -154,4 +421,14 @@ pub(super) async fn read_tail(mut pipe: ChildStderr, limit: usize) -> io::Result
         tail.truncated = true;
     }
     Ok(tail)
+}
+
+/// Kills `child` and reaps it. Errors mean it had already exited, which is the goal.
+async fn kill(child: &mut tokio::process::Child) {
+    if let Err(error) = child.start_kill() {
+        debug!(error = %error, "restic had already exited when it was to be killed.");
+    }
+    if let Err(error) = child.wait().await {
+        debug!(error = %error, "Waiting for the killed restic failed.");
+    }
 }

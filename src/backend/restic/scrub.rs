@@ -2,8 +2,18 @@
 //! every form restic writes it) and every `env` value, and the one-line summaries and hints
 //! that error messages are built from.
 
-#[allow(clippy::wildcard_imports)] // The backend's own vocabulary, shared by its parts.
-use super::*;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::process::ExitStatus;
+
+use crate::model::Secret;
+
+/// Lines of restic's stderr quoted in an error message.
+const MESSAGE_LINES: usize = 10;
+/// Backends whose repository strings restic also prints without their `name:` prefix.
+const LOCATION_PREFIXES: [&str; 9] = [
+    "local", "sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone",
+];
 
 /// Replaces every secret in a text: the repository (in the forms restic prints it) and every
 /// instance `env` value.

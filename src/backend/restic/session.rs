@@ -1,35 +1,17 @@
 //! A job's conversation with its repository: the [`Session`] that opens it once (checking,
-//! initialising when missing, removing stale locks as they get in the way) and how restic's
-//! answer to `cat config` is classified.
+//! initialising when missing, removing stale locks as they get in the way) and runs the job's
+//! commands through it.
 
-#[allow(clippy::wildcard_imports)] // The backend's own vocabulary, shared by its parts.
-use super::*;
+use std::path::PathBuf;
 
-/// What `restic cat config` says about a repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Probe {
-    /// It opened.
-    Exists,
-    /// restic reported that there is no repository: the only case for `init`.
-    Missing,
-    /// There is a repository, but the password opens no key.
-    WrongPassword,
-    /// Anything else (network, permissions, corruption): never `init`.
-    Unavailable,
-}
+use tokio::io::AsyncRead;
+use tracing::info;
 
-/// Why a command could not use the repository at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum OpenFailure {
-    /// restic reported that there is no repository.
-    Missing,
-    /// The password opens no key.
-    WrongPassword,
-    /// The repository could not be read (network, permissions, corruption).
-    Unavailable,
-    /// Another restic process (or a stale lock of a killed one) holds a conflicting lock.
-    Locked,
-}
+use super::commands::OpenFailure;
+use super::process::Finished;
+use super::{BackupOptions, ForgetSummary, RepositoryStatus, Restic, ResticError, Result};
+use crate::backend::BackupSummary;
+use crate::model::TargetId;
 
 /// One job's use of a repository, with as few restic runs as the job allows.
 ///
@@ -49,11 +31,23 @@ pub(super) enum OpenFailure {
 ///   stale locks (a live lock stays and the command fails with restic's message).
 #[derive(Debug)]
 pub struct Session<'a> {
-    pub(super) restic: &'a Restic,
+    restic: &'a Restic,
     /// How the repository was found once a command opened it.
-    pub(super) opened: Option<RepositoryStatus>,
+    opened: Option<RepositoryStatus>,
     /// Why the repository cannot be used at all, once a command found that out.
-    pub(super) refused: Option<String>,
+    refused: Option<String>,
+}
+
+impl Restic {
+    /// A session for one job: see [`Session`].
+    #[must_use]
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            restic: self,
+            opened: None,
+            refused: None,
+        }
+    }
 }
 
 impl Session<'_> {
@@ -145,7 +139,7 @@ impl Session<'_> {
 
     /// After a command ran: whether its outcome stands, or what stood in its way was dealt
     /// with and it should run again.
-    pub(super) async fn next_step(
+    async fn next_step(
         &mut self,
         command: &'static str,
         finished: &Finished,
@@ -190,7 +184,7 @@ impl Session<'_> {
 
     /// Remembers that the repository cannot be used when `error` says so (no later command
     /// could succeed either), and hands it on.
-    pub(super) fn refuse(&mut self, error: ResticError) -> ResticError {
+    fn refuse(&mut self, error: ResticError) -> ResticError {
         if matches!(
             error,
             ResticError::WrongPassword { .. }
@@ -206,45 +200,9 @@ impl Session<'_> {
 
 /// Whether a command's outcome stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
+enum Step {
     /// It does: report it.
     Done,
     /// What was in its way is gone: run it again.
     Again,
-}
-
-/// Classifies `restic cat config` by exit code and stderr. Only a definite "does not exist"
-/// is [`Probe::Missing`]: restic 0.14 prints "Is there a repository at the following
-/// location?" after *any* failure to read the config file, a refused connection included.
-pub(super) fn classify_probe(exit_code: Option<i32>, stderr: &str) -> Probe {
-    match exit_code {
-        Some(0) => return Probe::Exists,
-        // restic ≥ 0.17 has dedicated exit codes.
-        Some(10) => return Probe::Missing,
-        Some(12) => return Probe::WrongPassword,
-        _ => {}
-    }
-    if stderr.contains("wrong password or no key found") {
-        return Probe::WrongPassword;
-    }
-    let missing = stderr
-        .lines()
-        .filter(|line| line.contains("unable to open config file"))
-        .any(|line| {
-            // local and sftp: the stat error; rest: `<config/> does not exist`; s3: "The
-            // specified bucket does not exist" / NoSuchKey.
-            [
-                "no such file or directory",
-                "does not exist",
-                "NoSuchKey",
-                "NoSuchBucket",
-            ]
-            .iter()
-            .any(|phrase| line.contains(phrase))
-        });
-    if missing {
-        Probe::Missing
-    } else {
-        Probe::Unavailable
-    }
 }

@@ -1,8 +1,24 @@
 //! How restic is run for an instance: the binary, the repository, the cache, the instance
 //! `env`, and the part of Marina's own environment restic may see.
 
-#[allow(clippy::wildcard_imports)] // The backend's own vocabulary, shared by its parts.
-use super::*;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Backend, Config, Instance};
+use crate::model::{InstanceId, Retention, Secret};
+
+/// The binary used when `resticBinary` is not set: `restic`, looked up on `PATH`.
+pub const DEFAULT_BINARY: &str = "restic";
+
+/// `PATH` for restic when Marina itself has none: the usual system directories.
+const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// `HOME` for restic when Marina has none. `/` is not writable by other users, unlike `/tmp`,
+/// where anyone could plant an `.ssh/config` that the sftp backend would read.
+const FALLBACK_HOME: &str = "/";
+/// `TMPDIR` for restic when Marina has none.
+const FALLBACK_TMPDIR: &str = "/tmp";
 
 /// The cache makes each command on a remote repository fetch only new index and snapshot
 /// files instead of all of them (`--no-cache` would re-download the whole index on every
@@ -20,7 +36,7 @@ pub enum Cache {
     Disabled,
 }
 
-/// Everything a [`Restic`] needs from one instance's settings.
+/// Everything a [`Restic`](super::Restic) needs from one instance's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResticSettings {
     /// The restic executable (`resticBinary`): a path, or a name looked up on `PATH`.

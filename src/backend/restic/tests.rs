@@ -1,5 +1,9 @@
+use std::collections::BTreeMap;
+
+use super::commands::{Probe, classify_probe};
 use super::output::BackupMessage;
-use super::*;
+use super::scrub::{Scrubber, summarize};
+use crate::model::Secret;
 
 // Real restic 0.14.0 stderr, captured on Debian 12 (repository strings shortened).
 const MISSING_LOCAL: &str = "Fatal: unable to open config file: stat /tmp/rx/repo/config: no such file or directory\nIs there a repository at the following location?\n/tmp/rx/repo\n";
@@ -131,25 +135,6 @@ fn messages_are_one_clean_line() {
 }
 
 #[test]
-fn forget_output_is_read_up_to_the_prune_report() {
-    let stdout = br#"[{"tags":["instance:i1","marina","volume:b"],"host":"n1","paths":null,"keep":[{"id":"a"}],"remove":[{"id":"b"},{"id":"c"}],"reasons":[]},{"tags":["instance:i1","marina","volume:a"],"host":"n1","paths":null,"keep":[{"id":"d"}],"remove":null,"reasons":[]}]
-loading indexes...
-[0:00] 100.00%  7 / 7 snapshots
-done
-"#;
-    assert_eq!(
-        parse_forget(stdout).unwrap(),
-        ForgetSummary {
-            groups: 2,
-            kept: 2,
-            removed: 2
-        }
-    );
-    assert_eq!(parse_forget(b"").unwrap(), ForgetSummary::default());
-    assert!(parse_forget(b"garbage").is_err());
-}
-
-#[test]
 fn backup_lines_parse_as_restic_0_14_prints_them() {
     let summary: BackupMessage = serde_json::from_str(r#"{"message_type":"summary","files_new":3,"files_changed":0,"files_unmodified":0,"dirs_new":2,"dirs_changed":0,"dirs_unmodified":0,"data_blobs":4,"tree_blobs":3,"data_added":3002105,"total_files_processed":3,"total_bytes_processed":3000003,"total_duration":0.268304021,"snapshot_id":"364a00fb"}"#).unwrap();
     let BackupMessage::Summary(summary) = summary else {
@@ -168,30 +153,4 @@ fn backup_lines_parse_as_restic_0_14_prints_them() {
         panic!("not an error");
     };
     assert_eq!(error.describe(), "/e.sql (read failed during archival)");
-}
-
-#[test]
-fn extra_tags_cannot_break_the_retention_filters() {
-    assert!(check_extra_tag("weekly-set").is_ok());
-    for bad in [
-        "",
-        "a,b",
-        "marina",
-        "instance:x",
-        "volume:y",
-        "db:z",
-        "a\nb",
-    ] {
-        assert!(check_extra_tag(bad).is_err(), "{bad:?}");
-    }
-}
-
-#[test]
-fn stdin_file_names_are_plain_relative_names() {
-    for ok in ["dump.sql", "app-postgres/dump.sql", "/dump.rdb"] {
-        assert!(check_stdin_filename(ok).is_ok(), "{ok}");
-    }
-    for bad in ["", "/", "../x", "a/./b", "a\nb"] {
-        assert!(check_stdin_filename(bad).is_err(), "{bad:?}");
-    }
 }

@@ -1,0 +1,27 @@
+//! The repository operations, one file each, as methods of [`Restic`](super::Restic). Each
+//! checks its request, builds restic's arguments, runs restic through `process` and reads
+//! what it printed:
+//!
+//! - `init` — [`Restic::ensure_repository`](super::Restic::ensure_repository): `cat config`,
+//!   and `init` only for a repository restic reports as missing;
+//! - `open` — [`Restic::open`](super::Restic::open) in one run, and telling a command that
+//!   could not open its repository from one that failed at its own work;
+//! - `unlock` — removing stale locks (the run `open` reads its answer from);
+//! - `backup` — paths or a stream as one snapshot of a target;
+//! - `forget` — retention (`forget --prune`) and its report;
+//! - `snapshots` — listing, and the tag filter retention shares.
+
+mod backup;
+mod forget;
+mod init;
+mod open;
+mod snapshots;
+mod unlock;
+
+pub use self::backup::BackupOptions;
+pub use self::forget::ForgetSummary;
+pub use self::init::RepositoryStatus;
+#[cfg(test)]
+pub(super) use self::init::{Probe, classify_probe};
+pub(super) use self::open::OpenFailure;
+pub use self::snapshots::SnapshotInfo;
