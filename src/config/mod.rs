@@ -4,11 +4,13 @@
 //! field, expanding `${VAR}` references on the way ([`schema`]) → either a `Config` or the
 //! complete list of problems, each with `file:line:column` and a field path. A `Config` is
 //! plain data with `Eq`, so a reload can be diffed by instance id.
+//!
+//! This layer has no effects beyond reading the file it is asked to load: watching the file,
+//! signals and metrics belong to whoever calls it.
 
 mod decode;
 mod expand;
 mod schema;
-pub mod watch;
 mod yaml;
 
 #[cfg(test)]
