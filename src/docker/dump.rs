@@ -20,8 +20,11 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tracing::{debug, info};
 
-use super::output::{Deadline, ExecLimits, ExecOutcome, ExecStream, interruption};
-use super::runtime::{ExecSpec, Runtime, RuntimeError};
+use super::error::RuntimeError;
+use super::exec::ExecSpec;
+use super::limits::{Deadline, ExecLimits, interruption};
+use super::output::{ExecOutcome, ExecStream};
+use super::runtime::Runtime;
 use crate::model::{ContainerState, DbKind, Secret};
 
 /// The first read of a dump, held back to tell "the tool failed before writing anything"
