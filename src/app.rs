@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 use crate::clock::{self, Clock};
 use crate::config::{self, ConfigError, Environment, Loaded, ProcessEnvironment};
 use crate::docker::own_container::own_container_id;
-use crate::docker::{self, DockerClient, DockerError, DockerRuntime};
+use crate::docker::{DockerClient, DockerError, DockerRuntime};
 use crate::executor::Executor;
 use crate::executor::recovery::recover;
 use crate::gauges;
@@ -30,6 +30,7 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::model::InventoryChange;
 use crate::reconcile::state::Decision;
 use crate::reconcile::{Controller, Message, Snapshot, State, reconcile};
+use crate::sources::{config_file, docker_events};
 use crate::store::{Store, StoreError};
 use crate::telemetry;
 
@@ -61,7 +62,7 @@ pub enum AppError {
     Store(#[from] StoreError),
     /// The config watcher could not start.
     #[error(transparent)]
-    Watch(#[from] config::watch::WatchError),
+    Watch(#[from] config_file::WatchError),
     /// The daemon refused a request (`marina backup`).
     #[error("{0}")]
     Refused(String),
@@ -159,7 +160,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
     });
 
     let env: Arc<dyn Environment + Send + Sync> = Arc::new(ProcessEnvironment);
-    let watcher = config::watch::watch(
+    let watcher = config_file::watch(
         config_path.clone(),
         env,
         inbox.clone(),
@@ -197,7 +198,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AppError> {
             metrics.clone(),
         );
         tasks.spawn(executor.run(orders, shutdown.clone(), config.shutdown_grace));
-        tasks.spawn(docker::watch(
+        tasks.spawn(docker_events::watch(
             client,
             inbox,
             config.resync_interval,

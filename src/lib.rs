@@ -10,13 +10,13 @@
 //! and readers only look at what it publishes.
 //!
 //! ```text
-//!  sources (translate)         brain (single writer)              hands (effects)
-//!  docker::watch  ─┐                                         ┌─► executor ─► backend (restic,
-//!  config::watch  ─┼─► inbox ─► reconcile::Controller ─ orders┘      │          custom image)
-//!  clock / API    ─┘     ▲              │                             │   docker runtime, store
-//!                        │              ▼ Arc<Snapshot>               │
-//!                        │    http (API, metrics) · plan · store      │
-//!                        └──────────── JobFinished ◄──────────────────┘
+//!  sources (translate)                 brain (single writer)              hands (effects)
+//!  sources::docker_events ─┐                                         ┌─► executor ─► backend (restic,
+//!  sources::config_file   ─┼─► inbox ─► reconcile::Controller ─ orders┘      │          custom image)
+//!  clock / API            ─┘     ▲              │                             │   docker runtime, store
+//!                                │              ▼ Arc<Snapshot>               │
+//!                                │    http (API, metrics) · plan · store      │
+//!                                └──────────── JobFinished ◄──────────────────┘
 //! ```
 //!
 //! - [`clock`] — the only reader of time; everything else takes `now` as an argument.
@@ -24,11 +24,13 @@
 //!   specs, schedules, retention, secrets, the observed inventory, and the label model
 //!   ([`model::labels`]) that turns Docker labels into target intents.
 //! - [`config`] — `config.yml` bytes → a validated [`config::Config`] (position-aware YAML,
-//!   environment expansion, every problem with `file:line:column`), and the file watcher
-//!   ([`config::watch`]) that turns edits into messages.
+//!   environment expansion, every problem with `file:line:column`); no watching, no metrics.
 //! - [`docker`] — the bollard adapter, the only module that talks to the engine: listing, the
-//!   reconnecting event watch, and the [`docker::Runtime`] the executor acts through (exec
-//!   streams, database dumps, helper and backend containers, stop/start).
+//!   event stream, and the [`docker::Runtime`] the executor acts through (exec streams,
+//!   database dumps, helper and backend containers, stop/start).
+//! - [`sources`] — what happens outside becomes inbox messages, without deciding anything:
+//!   [`sources::config_file`] (edits of `config.yml`, `SIGHUP`) and [`sources::docker_events`]
+//!   (a listing, then events, with reconnect-and-relist).
 //! - [`reconcile`] — the inbox messages, the state graph, the pure `reconcile` function, the
 //!   work queue, and the controller task that owns them and publishes snapshots.
 //! - [`executor`] — runs the jobs the controller starts: staging, hooks, `stopAttached`,
@@ -62,5 +64,6 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod sources;
 pub mod store;
 pub mod telemetry;

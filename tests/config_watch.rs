@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use marina::config::watch::watch;
 use marina::config::{Environment, ProcessEnvironment};
 use marina::metrics::Metrics;
 use marina::reconcile::Message;
+use marina::sources::config_file::watch;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

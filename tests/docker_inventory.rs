@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use marina::docker::{DockerClient, watch};
+use marina::docker::DockerClient;
 use marina::metrics::Metrics;
 use marina::model::{ContainerState, InventoryChange, VolumeMount};
 use marina::reconcile::Message;
+use marina::sources::docker_events::watch;
 use support::{
     BUSYBOX_IMAGE, ContainerGuard, VolumeGuard, docker, docker_async, next_change,
     require_engine_and_images, unique_name,

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use marina::docker::{DockerClient, watch};
+use marina::docker::DockerClient;
 use marina::metrics::Metrics;
 use marina::model::InventoryChange;
+use marina::sources::docker_events::watch;
 use support::daemon::Daemon as Marina;
 use support::{VolumeGuard, docker_async, docker_output, require_engine_and_images, unique_name};
 use tokio::sync::mpsc;

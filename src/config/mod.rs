@@ -1,16 +1,18 @@
 //! Configuration: `config.yml` bytes → a validated [`Config`] (SPEC §1).
 //!
-//! The pipeline is parse (position-aware YAML tree, [`yaml`]) → decode and validate every
-//! field, expanding `${VAR}` references on the way ([`schema`]) → either a `Config` or the
+//! The pipeline is parse (position-aware YAML tree, `yaml.rs`) → decode and validate every
+//! field, expanding `${VAR}` references on the way (`schema.rs`) → either a `Config` or the
 //! complete list of problems, each with `file:line:column` and a field path. A `Config` is
 //! plain data with `Eq`, so a reload can be diffed by instance id.
+//!
+//! This layer has no effects beyond reading the file it is asked to load: watching the file,
+//! signals and metrics belong to whoever calls it.
 
 mod decode;
 mod expand;
 mod instance;
 mod schema;
 mod values;
-pub mod watch;
 mod yaml;
 
 #[cfg(test)]

@@ -50,6 +50,13 @@ pub enum DockerError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The event stream broke (a closed connection or an event that did not decode).
+    #[error("the Docker event stream failed: {source}")]
+    EventStream {
+        /// What bollard reported.
+        #[source]
+        source: bollard::errors::Error,
+    },
 }
 
 /// A result whose error is a [`DockerError`].

@@ -1,33 +1,62 @@
 //! The Docker adapter: the only module that talks to the Docker engine (through bollard).
 //!
-//! - [`DockerClient`] — one negotiated connection, cheap to clone; [`DockerClient::list`]
-//!   reads every volume and container into a [`crate::model::Inventory`], and
-//!   [`DockerClient::volume`] / [`DockerClient::container`] re-read one object after an event.
-//! - [`watch`] — the Docker *source* of the reconciler's inbox: a complete listing, then
-//!   changes as events arrive, with reconnect-and-relist when the engine goes away.
+//! Two faces, each built in one-way layers: a file only uses the files listed below it.
+//!
+//! What Marina observes, for the Docker source (`sources::docker_events`):
+//!
+//! - `events` — the engine's event stream, reduced to which object to read again.
+//! - `inventory` — [`DockerClient::list`] reads every volume and container into a
+//!   [`crate::model::Inventory`]; [`DockerClient::volume`] / [`DockerClient::container`]
+//!   re-read one object after an event.
+//! - `client` — [`DockerClient`], one negotiated connection, cheap to clone, and
+//!   [`DockerError`].
+//!
+//! What jobs do to containers, for the executor:
+//!
+//! - [`dump`], [`own_container`] — database dumps and finding Marina's own container, written
+//!   against the [`Runtime`] trait alone.
+//! - `runtime` — the [`Runtime`] trait and [`DockerRuntime`], which implements it with the
+//!   files below.
+//! - `one_shot` — Marina's own helper and backend containers, run to completion and removed.
+//! - `images` — image presence and pulls ([`PullPolicy`]).
+//! - `containers` — other containers: details, stop/start, who mounts a volume.
+//! - `exec` — `docker exec` ([`ExecSpec`]), streamed, with the kill that ends it early.
+//! - `output` — an exec's stdout as a stream ([`ExecStream`]), its stderr tail, its exit code.
+//! - `error` — [`RuntimeError`], the error of all of the above.
+//! - `lines`, `limits` — output cut into lines ([`OutputLine`]); what ends a process early
+//!   ([`ExecLimits`]) and how that went ([`ExecInterrupted`]).
+//! - `client` — the connection, shared with the other face.
 //!
 //! Everything leaving this module is Marina's own model; bollard types stay inside.
 
 mod client;
 mod containers;
 pub mod dump;
+mod error;
+mod events;
 mod exec;
+mod images;
 mod inventory;
+mod limits;
+mod lines;
+mod one_shot;
 mod output;
 pub mod own_container;
 mod runtime;
-mod watch;
 
 pub use client::{DockerClient, DockerError, Result};
-pub use containers::{BACKUP_MOUNT, DEFAULT_BACKUP_COMMAND};
-pub use output::{
-    Deadline, ExecInterrupted, ExecKill, ExecLimits, ExecOutcome, ExecStatus, ExecStream,
-    Interruption, KillOutcome, OutputLine, OutputStream, STDERR_TAIL_BYTES, StatusProbe,
-    StderrTail, interruption,
+pub use containers::{ContainerDetails, ContainerMount, ContainerRef, MountKind};
+pub use error::RuntimeError;
+pub(crate) use events::{EngineEvent, Refresh};
+pub use exec::{ExecSpec, ExecStdin};
+pub use images::PullPolicy;
+pub use limits::{
+    Deadline, ExecInterrupted, ExecKill, ExecLimits, Interruption, KillOutcome, interruption,
 };
-pub use runtime::{
-    ContainerDetails, ContainerMount, ContainerRef, DockerRuntime, ExecSpec, ExecStdin, HelperSpec,
-    INSTANCE_LABEL, JobContainerSpec, MountKind, MountSpec, OWNER_LABEL, PullPolicy, ROLE_BACKEND,
-    ROLE_HELPER, ROLE_LABEL, RunOutcome, Runtime, RuntimeError,
+pub use lines::{OutputLine, OutputStream};
+pub use one_shot::{
+    BACKUP_MOUNT, DEFAULT_BACKUP_COMMAND, HelperSpec, INSTANCE_LABEL, JobContainerSpec, MountSpec,
+    OWNER_LABEL, ROLE_BACKEND, ROLE_HELPER, ROLE_LABEL, RunOutcome,
 };
-pub use watch::watch;
+pub use output::{ExecOutcome, ExecStatus, ExecStream, STDERR_TAIL_BYTES, StatusProbe, StderrTail};
+pub use runtime::{DockerRuntime, Runtime};

@@ -1,6 +1,5 @@
-//! Output plumbing shared by every process Marina runs through Docker: an exec's streamed
-//! stdout ([`ExecStream`]) with its stderr kept aside in a bounded tail ([`StderrTail`]), and
-//! the splitting of output into lines ([`OutputLine`]) for live job logs.
+//! An exec's output as Marina reads it: the streamed stdout ([`ExecStream`]) with its stderr
+//! kept aside in a bounded tail ([`StderrTail`]), and the exit code once the output has ended.
 //!
 //! Nothing here talks to the engine: the real adapter and an in-memory fake build the same
 //! types, so the executor cannot tell them apart.
@@ -16,99 +15,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio_util::sync::CancellationToken;
 
-use super::runtime::RuntimeError;
-use crate::clock::Clock;
+use super::error::RuntimeError;
+use super::limits::{Control, ExecKill, ExecLimits, KillOnDrop, interruption};
 
 /// How much of a process's stderr is kept: enough for any tool's error message, small enough
 /// that a tool chattering on stderr for hours cannot exhaust memory.
 pub const STDERR_TAIL_BYTES: usize = 64 * 1024;
-
-/// A line longer than this is delivered in pieces, so one endless line (a progress bar without
-/// newlines, binary garbage) cannot grow a buffer without bound.
-pub const MAX_LINE_BYTES: usize = 16 * 1024;
-
-/// Which of a process's output streams a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-/// One line of a process's output, without its line ending, decoded as UTF-8 (invalid bytes
-/// are replaced, so binary noise cannot break a log).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputLine {
-    /// Where the line came from.
-    pub stream: OutputStream,
-    /// The text, without `\n` (or `\r\n`).
-    pub text: String,
-}
-
-/// Cuts a byte stream into lines as bytes arrive, keeping an unfinished line for the next
-/// chunk. One splitter per output stream, so stdout and stderr lines never mix.
-#[derive(Debug)]
-pub(crate) struct LineSplitter {
-    /// Which stream the lines are attributed to.
-    stream: OutputStream,
-    /// The unfinished line so far (never more than [`MAX_LINE_BYTES`]).
-    partial: Vec<u8>,
-}
-
-impl LineSplitter {
-    pub(crate) fn new(stream: OutputStream) -> Self {
-        Self {
-            stream,
-            partial: Vec::new(),
-        }
-    }
-
-    /// Feeds a chunk, delivering every line it completes.
-    pub(crate) fn push(&mut self, mut chunk: &[u8], on_line: &mut impl FnMut(OutputLine)) {
-        while !chunk.is_empty() {
-            let room = MAX_LINE_BYTES - self.partial.len();
-            match chunk.iter().take(room).position(|&b| b == b'\n') {
-                Some(end) => {
-                    self.partial.extend_from_slice(&chunk[..end]);
-                    chunk = &chunk[end + 1..];
-                    self.emit(on_line);
-                }
-                None if chunk.len() < room => {
-                    self.partial.extend_from_slice(chunk);
-                    chunk = &[];
-                }
-                None => {
-                    // The line is too long: deliver what fits and go on with the rest.
-                    self.partial.extend_from_slice(&chunk[..room]);
-                    chunk = &chunk[room..];
-                    self.emit(on_line);
-                }
-            }
-        }
-    }
-
-    /// Delivers an unfinished last line (output that did not end with a newline).
-    pub(crate) fn finish(&mut self, on_line: &mut impl FnMut(OutputLine)) {
-        if !self.partial.is_empty() {
-            self.emit(on_line);
-        }
-    }
-
-    fn emit(&mut self, on_line: &mut impl FnMut(OutputLine)) {
-        if self.partial.last() == Some(&b'\r') {
-            self.partial.pop();
-        }
-        let text = String::from_utf8_lossy(&self.partial).into_owned();
-        self.partial.clear();
-        on_line(OutputLine {
-            stream: self.stream,
-            text,
-        });
-    }
-}
 
 /// The last [`STDERR_TAIL_BYTES`] bytes a process wrote to stderr. Cheap to clone: clones share
 /// one buffer, so the reader that fills it and the code that reports it can live apart.
@@ -267,7 +180,7 @@ impl ExecStream {
     }
 
     /// Lets `limits` end the process early: once its deadline passes or its token fires, `kill`
-    /// runs and reading fails with an [`ExecInterrupted`] naming `what`. `kill` also runs when
+    /// runs and reading fails with an [`ExecInterrupted`](super::ExecInterrupted) naming `what`. `kill` also runs when
     /// the stream is dropped before the process exited.
     #[must_use]
     pub fn with_control(mut self, what: String, limits: &ExecLimits, kill: ExecKill) -> Self {
@@ -353,7 +266,7 @@ impl ExecStream {
 /// ended the engine normally has the code at the first ask; the pauses (growing to a second)
 /// cover the moment when it has not recorded it yet, however long a busy engine takes. There
 /// is no count of its own: the caller's deadline bounds the wait.
-pub(crate) async fn poll_exit_code<F, Fut>(
+pub(super) async fn poll_exit_code<F, Fut>(
     exec_id: &str,
     mut status: F,
 ) -> Result<i64, RuntimeError>
@@ -402,331 +315,9 @@ impl AsyncRead for ExecStream {
     }
 }
 
-/// When a process in a container must have finished, and the setting that says so (for the
-/// message that reports it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadline {
-    /// When it passes.
-    pub at: tokio::time::Instant,
-    /// How long the process was given.
-    pub limit: Duration,
-    /// Where the limit comes from, as the operator knows it (`hookTimeout`, `resticTimeout`).
-    pub setting: &'static str,
-}
-
-impl Deadline {
-    /// A deadline `limit` from now.
-    #[must_use]
-    pub fn after(limit: Duration, setting: &'static str) -> Self {
-        Self {
-            at: Clock::System.instant() + limit,
-            limit,
-            setting,
-        }
-    }
-}
-
-/// What ends a process in a container early: a deadline, a cancellation (job timeout,
-/// shutdown), both or neither.
-#[derive(Debug, Clone, Default)]
-pub struct ExecLimits {
-    /// Kill it when this passes.
-    pub deadline: Option<Deadline>,
-    /// Kill it when this fires.
-    pub cancel: Option<CancellationToken>,
-}
-
-impl ExecLimits {
-    /// Limits with both a deadline and a cancellation.
-    #[must_use]
-    pub fn new(deadline: Deadline, cancel: CancellationToken) -> Self {
-        Self {
-            deadline: Some(deadline),
-            cancel: Some(cancel),
-        }
-    }
-
-    /// The same cancellation with `deadline`, or the earlier of the two deadlines.
-    #[must_use]
-    pub fn at_most(&self, deadline: Deadline) -> Self {
-        let deadline = match self.deadline {
-            Some(own) if own.at <= deadline.at => own,
-            _ => deadline,
-        };
-        Self {
-            deadline: Some(deadline),
-            cancel: self.cancel.clone(),
-        }
-    }
-
-    /// Resolves once the deadline passes or the cancellation fires; never without either.
-    #[must_use]
-    pub fn reached(&self) -> BoxFuture<'static, Interruption> {
-        let deadline = self.deadline;
-        let cancel = self.cancel.clone();
-        Box::pin(async move {
-            let passed = async {
-                match deadline {
-                    Some(deadline) => {
-                        tokio::time::sleep_until(deadline.at).await;
-                        Interruption::Deadline(deadline)
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            let cancelled = async {
-                match cancel {
-                    Some(cancel) => {
-                        cancel.cancelled().await;
-                        Interruption::Cancelled
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                interruption = passed => interruption,
-                interruption = cancelled => interruption,
-            }
-        })
-    }
-}
-
-/// Why a process was ended early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interruption {
-    /// It ran past its deadline.
-    Deadline(Deadline),
-    /// Its job was stopped (job timeout or shutdown).
-    Cancelled,
-}
-
-/// How killing a process inside its container went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KillOutcome {
-    /// Every process of the exec was signalled and is gone.
-    Killed,
-    /// The container is gone or stopped, and its processes with it.
-    ContainerGone,
-    /// The container has no `sh` to run the kill with.
-    NoShell,
-    /// The kill could not run or did not finish.
-    Failed(String),
-}
-
-impl KillOutcome {
-    /// Whether the process is known to be gone.
-    #[must_use]
-    pub fn is_gone(&self) -> bool {
-        matches!(self, Self::Killed | Self::ContainerGone)
-    }
-}
-
-impl fmt::Display for KillOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Killed => f.write_str("was killed"),
-            Self::ContainerGone => f.write_str("ended with its container"),
-            Self::NoShell => f.write_str(
-                "could not be killed inside the container (it has no sh); it may still be running there",
-            ),
-            Self::Failed(reason) => write!(
-                f,
-                "could not be killed inside the container ({reason}); it may still be running there"
-            ),
-        }
-    }
-}
-
-/// A process in a container that Marina ended early, and how the kill went.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ExecInterrupted {
-    /// What ran, with its container: `pre-hook in container app-1`.
-    pub what: String,
-    /// Why it was ended.
-    pub interruption: Interruption,
-    /// Whether the kill worked.
-    pub kill: KillOutcome,
-}
-
-impl fmt::Display for ExecInterrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.interruption {
-            Interruption::Deadline(deadline) => write!(
-                f,
-                "{} ran longer than {} {} and {}",
-                self.what,
-                deadline.setting,
-                humantime::format_duration(deadline.limit),
-                self.kill
-            ),
-            Interruption::Cancelled => write!(
-                f,
-                "{} was stopped because its job was stopped (job timeout or shutdown) and {}",
-                self.what, self.kill
-            ),
-        }
-    }
-}
-
-/// The [`ExecInterrupted`] inside an I/O error from reading an exec's output, if that is why
-/// the read failed.
-#[must_use]
-pub fn interruption(error: &io::Error) -> Option<&ExecInterrupted> {
-    error.get_ref()?.downcast_ref::<ExecInterrupted>()
-}
-
-/// Kills an exec's processes inside its container; the real adapter runs a second exec.
-pub type ExecKill = Arc<dyn Fn() -> BoxFuture<'static, KillOutcome> + Send + Sync>;
-
-/// Ends a process when its limits are reached: watching, then killing, then done.
-struct Control {
-    /// What runs, for the message.
-    what: String,
-    /// How to kill it.
-    kill: ExecKill,
-    /// Where it stands.
-    stop: Stop,
-}
-
-enum Stop {
-    /// Waiting for a limit.
-    Watching(BoxFuture<'static, Interruption>),
-    /// A limit was reached; the kill runs.
-    Killing(Interruption, BoxFuture<'static, KillOutcome>),
-    /// Killed; every read reports it.
-    Done(ExecInterrupted),
-}
-
-impl Control {
-    fn new(what: String, limits: &ExecLimits, kill: ExecKill) -> Self {
-        Self {
-            what,
-            kill,
-            stop: Stop::Watching(limits.reached()),
-        }
-    }
-
-    /// Whether a limit was reached (the kill runs or ran).
-    fn stopping(&self) -> bool {
-        !matches!(self.stop, Stop::Watching(_))
-    }
-
-    /// Ready once a limit was reached and the kill has run.
-    fn poll_stop(&mut self, cx: &mut Context<'_>) -> Poll<ExecInterrupted> {
-        loop {
-            match &mut self.stop {
-                Stop::Watching(reached) => match reached.as_mut().poll(cx) {
-                    Poll::Ready(interruption) => {
-                        self.stop = Stop::Killing(interruption, (self.kill)());
-                    }
-                    Poll::Pending => return Poll::Pending,
-                },
-                Stop::Killing(interruption, killing) => match killing.as_mut().poll(cx) {
-                    Poll::Ready(kill) => {
-                        let interrupted = ExecInterrupted {
-                            what: self.what.clone(),
-                            interruption: *interruption,
-                            kill,
-                        };
-                        tracing::warn!(kill_worked = interrupted.kill.is_gone(), "{interrupted}.");
-                        self.stop = Stop::Done(interrupted);
-                    }
-                    Poll::Pending => return Poll::Pending,
-                },
-                Stop::Done(interrupted) => return Poll::Ready(interrupted.clone()),
-            }
-        }
-    }
-}
-
-/// Kills an exec's processes when dropped while armed: a hook, dump or probe abandoned by a
-/// cancelled or timed-out caller must not go on running inside the container.
-pub(crate) struct KillOnDrop {
-    /// The kill and what it kills; `None` once disarmed.
-    armed: Option<(ExecKill, String)>,
-}
-
-impl KillOnDrop {
-    /// Armed: dropping it kills.
-    pub(crate) fn new(kill: ExecKill, what: String) -> Self {
-        Self {
-            armed: Some((kill, what)),
-        }
-    }
-
-    /// Never kills.
-    pub(crate) fn disarmed() -> Self {
-        Self { armed: None }
-    }
-
-    /// The process exited (or was killed already): dropping no longer kills.
-    pub(crate) fn disarm(&mut self) {
-        self.armed = None;
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let Some((kill, what)) = self.armed.take() else {
-            return;
-        };
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                "{what} was abandoned outside the async runtime and could not be killed inside its container."
-            );
-            return;
-        };
-        handle.spawn(async move {
-            match kill().await {
-                KillOutcome::Killed | KillOutcome::ContainerGone => {
-                    tracing::info!("{what} was abandoned before it finished and was killed inside its container.");
-                }
-                outcome => tracing::warn!("{what} was abandoned before it finished and {outcome}."),
-            }
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn split(chunks: &[&[u8]]) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut splitter = LineSplitter::new(OutputStream::Stdout);
-        let mut on_line = |line: OutputLine| lines.push(line.text);
-        for chunk in chunks {
-            splitter.push(chunk, &mut on_line);
-        }
-        splitter.finish(&mut on_line);
-        lines
-    }
-
-    #[test]
-    fn lines_are_reassembled_across_chunks() {
-        assert_eq!(
-            split(&[b"one\ntw", b"o\r\n", b"", b"three"]),
-            ["one", "two", "three"]
-        );
-        assert_eq!(split(&[b"\n\n"]), ["", ""]);
-        assert!(split(&[]).is_empty());
-    }
-
-    #[test]
-    fn an_endless_line_is_cut_into_bounded_pieces() {
-        let long = vec![b'x'; MAX_LINE_BYTES * 2 + 10];
-        let lines = split(&[&long, b"\nend\n"]);
-        assert_eq!(
-            lines.iter().map(String::len).collect::<Vec<_>>(),
-            [MAX_LINE_BYTES, MAX_LINE_BYTES, 10, 3]
-        );
-    }
-
-    #[test]
-    fn invalid_utf8_is_replaced_not_fatal() {
-        assert_eq!(split(&[b"a\xffb\n"]), ["a\u{fffd}b"]);
-    }
 
     #[test]
     fn the_stderr_tail_keeps_only_the_newest_bytes() {
@@ -813,8 +404,10 @@ mod control_tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use tokio::io::AsyncReadExt;
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
+    use crate::docker::limits::{Deadline, ExecInterrupted, KillOutcome};
 
     fn running() -> StatusProbe {
         Arc::new(|| {

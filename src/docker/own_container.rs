@@ -12,7 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::runtime::{ContainerMount, MountKind, Runtime, RuntimeError};
+use super::containers::{ContainerMount, MountKind};
+use super::error::RuntimeError;
+use super::runtime::Runtime;
 
 /// Why a path inside Marina's container has no host path.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! The config watcher: turns changes of `config.yml` into [`Message::ConfigLoaded`] or
+//! The config file source: turns changes of `config.yml` into [`Message::ConfigLoaded`] or
 //! [`Message::ConfigRejected`]. It translates only; the reconciler decides what changes.
 //!
 //! It watches the file's *directory*, so it sees editors that write a temporary file and
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Diagnostic, Environment, Severity, load_str};
+use crate::config::{Diagnostic, Environment, Severity, load_str};
 use crate::metrics::{ConfigRejected, ConfigReloaded, Metrics};
 use crate::reconcile::Message;
 

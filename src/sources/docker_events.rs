@@ -7,13 +7,13 @@
 //! When the stream breaks (daemon restart, decode error) it reports the outage once, reconnects
 //! with backoff, and swaps in a complete new listing so deletions missed meanwhile are noticed.
 //! A periodic relist is a safety net for anything the stream lost without breaking.
+//!
+//! This file owns that loop; the Docker layer ([`crate::docker`]) owns the engine's side: the
+//! listing, the subscription, and which object each event names.
 
-use std::collections::HashMap;
 use std::pin::pin;
 use std::time::Duration;
 
-use bollard::models::{EventMessage, EventMessageTypeEnum};
-use bollard::query_parameters::EventsOptionsBuilder;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc::Sender;
@@ -21,21 +21,11 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::client::{DockerClient, Result};
 use crate::clock::{self, Clock};
+use crate::docker::{self, DockerClient, EngineEvent, Refresh};
 use crate::metrics::{DockerEventReceived, DockerObject, DockerWatchRestarted, Metrics};
 use crate::model::InventoryChange;
 use crate::reconcile::Message;
-
-/// The container actions that can change what Marina sees of a container. Others (exec, attach,
-/// health checks, …) are not even sent by the engine, to keep the stream quiet.
-const CONTAINER_ACTIONS: [&str; 9] = [
-    "create", "destroy", "start", "stop", "die", "rename", "update", "pause", "unpause",
-];
-
-/// The volume actions that change the set of volumes (`mount`/`unmount` change nothing Marina
-/// keeps; the container events cover them).
-const VOLUME_ACTIONS: [&str; 2] = ["create", "destroy"];
 
 /// A zero interval would make tokio panic and a tiny one would hammer the engine.
 const MIN_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -150,48 +140,26 @@ impl Watcher<'_> {
         since: DateTime<Utc>,
         resync: &mut Interval,
     ) -> std::result::Result<String, InboxClosed> {
-        let filters = HashMap::from([
-            ("type", vec!["container", "volume"]),
-            // Filtering by label here would drop volume events (bollard pitfall 7): labels are
-            // Marina's business, after the refresh.
-            (
-                "event",
-                CONTAINER_ACTIONS
-                    .iter()
-                    .chain(&VOLUME_ACTIONS)
-                    .copied()
-                    .collect(),
-            ),
-        ]);
-        let options = EventsOptionsBuilder::new()
-            .since(&since.timestamp().to_string())
-            .filters(&filters)
-            .build();
-        let mut events = pin!(self.client.docker().events(Some(options)));
+        let mut events = pin!(self.client.events_since(since));
         loop {
             tokio::select! {
                 event = events.next() => {
-                    // A decode error ends the stream just as a closed connection does (bollard
-                    // pitfall 6), so both mean: reconnect and relist.
-                    let event = match event {
+                    // A decode error ends the stream just as a closed connection does
+                    // (DEPENDENCIES.md, pitfall 6), so both mean: reconnect and relist.
+                    let EngineEvent { action, time_nano, refresh } = match event {
                         Some(Ok(event)) => event,
-                        Some(Err(e)) => return Ok(format!("the Docker event stream failed: {e}")),
+                        Some(Err(e)) => return Ok(e.to_string()),
                         None => return Ok("the Docker event stream ended".to_owned()),
                     };
-                    let happened_at = event.time_nano;
-                    let action = event.action.clone().unwrap_or_default();
-                    let Some(refresh) = Refresh::for_event(event) else {
-                        continue;
-                    };
                     self.metrics.emit(DockerEventReceived {
-                        object: refresh.object(),
+                        object: object(&refresh),
                         action: &action,
                     });
                     match self.resolve(refresh).await {
                         Ok(change) => {
                             self.send(change).await?;
                             // SPEC §5 wants changes visible within 100 ms: show where the time goes.
-                            if let Some(lag) = lag_since(happened_at) {
+                            if let Some(lag) = lag_since(time_nano) {
                                 debug!(lag = ?lag, "Docker event forwarded to the reconciler.");
                             }
                         }
@@ -218,7 +186,7 @@ impl Watcher<'_> {
     }
 
     /// Reads the current state of the object an event named.
-    async fn resolve(&self, refresh: Refresh) -> Result<InventoryChange> {
+    async fn resolve(&self, refresh: Refresh) -> docker::Result<InventoryChange> {
         Ok(match refresh {
             Refresh::Container(id) => match self.client.container(&id).await? {
                 Some(container) => InventoryChange::ContainerUpdated(container),
@@ -248,67 +216,11 @@ fn lag_since(time_nano: Option<i64>) -> Option<Duration> {
     u64::try_from(nanos).ok().map(Duration::from_nanos)
 }
 
-/// What an event asks the watcher to look at again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Refresh {
-    /// Read this container (by id) again.
-    Container(String),
-    /// This container is destroyed; no need to ask.
-    ContainerGone(String),
-    /// Read this volume (by name) again.
-    Volume(String),
-    /// This volume is destroyed; no need to ask.
-    VolumeGone(String),
-}
-
-impl Refresh {
-    /// The object it names.
-    fn object(&self) -> DockerObject<'_> {
-        match self {
-            Self::Container(id) | Self::ContainerGone(id) => DockerObject::Container(id),
-            Self::Volume(name) | Self::VolumeGone(name) => DockerObject::Volume(name),
-        }
-    }
-
-    /// What to refresh for `event`; `None` for events Marina does not follow or that do not
-    /// say which object they are about.
-    fn for_event(event: EventMessage) -> Option<Self> {
-        let action = event.action.unwrap_or_default();
-        let (id, attributes) = event
-            .actor
-            .map(|actor| (actor.id, actor.attributes.unwrap_or_default()))
-            .unwrap_or_default();
-        let id = id.filter(|id| !id.is_empty());
-        match event.typ {
-            Some(EventMessageTypeEnum::CONTAINER) => {
-                let Some(id) = id else {
-                    warn!(action = %action, "Skipping a Docker container event without a container id.");
-                    return None;
-                };
-                Some(if action == "destroy" {
-                    Self::ContainerGone(id)
-                } else {
-                    Self::Container(id)
-                })
-            }
-            Some(EventMessageTypeEnum::VOLUME) => {
-                // A volume's actor id is its name; older engines also put it in the attributes.
-                let name = id.or_else(|| attributes.get("name").filter(|n| !n.is_empty()).cloned());
-                let Some(name) = name else {
-                    warn!(action = %action, "Skipping a Docker volume event without a volume name.");
-                    return None;
-                };
-                Some(if action == "destroy" {
-                    Self::VolumeGone(name)
-                } else {
-                    Self::Volume(name)
-                })
-            }
-            other => {
-                debug!(kind = ?other, action = %action, "Ignoring a Docker event of another kind.");
-                None
-            }
-        }
+/// The object a refresh names, as the metrics count it.
+fn object(refresh: &Refresh) -> DockerObject<'_> {
+    match refresh {
+        Refresh::Container(id) | Refresh::ContainerGone(id) => DockerObject::Container(id),
+        Refresh::Volume(name) | Refresh::VolumeGone(name) => DockerObject::Volume(name),
     }
 }
 
@@ -347,76 +259,7 @@ impl Default for Backoff {
 
 #[cfg(test)]
 mod tests {
-    use bollard::models::EventActor;
-
     use super::*;
-
-    fn event(typ: EventMessageTypeEnum, action: &str, id: Option<&str>) -> EventMessage {
-        EventMessage {
-            typ: Some(typ),
-            action: Some(action.to_owned()),
-            actor: Some(EventActor {
-                id: id.map(str::to_owned),
-                attributes: None,
-            }),
-            ..EventMessage::default()
-        }
-    }
-
-    #[test]
-    fn container_events_refresh_by_id_and_destroy_removes() {
-        use EventMessageTypeEnum::CONTAINER;
-        for action in [
-            "create", "start", "stop", "die", "rename", "update", "pause",
-        ] {
-            assert_eq!(
-                Refresh::for_event(event(CONTAINER, action, Some("abc"))),
-                Some(Refresh::Container("abc".into())),
-                "{action}"
-            );
-        }
-        assert_eq!(
-            Refresh::for_event(event(CONTAINER, "destroy", Some("abc"))),
-            Some(Refresh::ContainerGone("abc".into()))
-        );
-        assert_eq!(Refresh::for_event(event(CONTAINER, "start", None)), None);
-        assert_eq!(
-            Refresh::for_event(event(CONTAINER, "start", Some(""))),
-            None
-        );
-    }
-
-    #[test]
-    fn volume_events_refresh_by_name_and_destroy_removes() {
-        use EventMessageTypeEnum::VOLUME;
-        assert_eq!(
-            Refresh::for_event(event(VOLUME, "create", Some("data"))),
-            Some(Refresh::Volume("data".into()))
-        );
-        assert_eq!(
-            Refresh::for_event(event(VOLUME, "destroy", Some("data"))),
-            Some(Refresh::VolumeGone("data".into()))
-        );
-        let mut named_by_attribute = event(VOLUME, "create", None);
-        named_by_attribute.actor = Some(EventActor {
-            id: None,
-            attributes: Some(HashMap::from([("name".to_owned(), "data".to_owned())])),
-        });
-        assert_eq!(
-            Refresh::for_event(named_by_attribute),
-            Some(Refresh::Volume("data".into()))
-        );
-        assert_eq!(Refresh::for_event(event(VOLUME, "create", None)), None);
-    }
-
-    #[test]
-    fn other_and_incomplete_events_are_ignored() {
-        assert_eq!(
-            Refresh::for_event(event(EventMessageTypeEnum::IMAGE, "pull", Some("x"))),
-            None
-        );
-        assert_eq!(Refresh::for_event(EventMessage::default()), None);
-    }
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
@@ -439,7 +282,7 @@ mod tests {
     fn the_watch_future_can_be_spawned() {
         fn assert_send<T: Send + 'static>(_: &T) {}
         // Type-checked, never run: `tokio::spawn` needs a `Send` future, which an `.await`
-        // inside a tracing macro would break (bollard pitfall 10).
+        // inside a tracing macro would break (DEPENDENCIES.md, pitfall 10).
         fn check(client: DockerClient, inbox: Sender<Message>) {
             assert_send(&watch(
                 client,
