@@ -33,7 +33,7 @@ pub struct ConfigReloaded<'a> {
 
 impl Event for ConfigReloaded<'_> {
     fn emit(self, metrics: &Metrics) {
-        info!(target: "marina::config::watch", file = %self.file, instances = self.instances, "Config reloaded.");
+        info!(target: "marina::sources::config_file", file = %self.file, instances = self.instances, "Config reloaded.");
         metrics
             .inner
             .config_reloads
@@ -52,7 +52,7 @@ pub struct ConfigRejected<'a> {
 impl Event for ConfigRejected<'_> {
     fn emit(self, metrics: &Metrics) {
         for diagnostic in self.diagnostics {
-            error!(target: "marina::config::watch", problem = %diagnostic, "The changed config file is invalid; the previous config stays in force.");
+            error!(target: "marina::sources::config_file", problem = %diagnostic, "The changed config file is invalid; the previous config stays in force.");
         }
         metrics
             .inner
@@ -84,11 +84,11 @@ impl Event for DockerEventReceived<'_> {
     fn emit(self, metrics: &Metrics) {
         let kind = match self.object {
             DockerObject::Container(id) => {
-                debug!(target: "marina::docker::watch", container = %id, action = %self.action, "Docker container event.");
+                debug!(target: "marina::sources::docker_events", container = %id, action = %self.action, "Docker container event.");
                 "container"
             }
             DockerObject::Volume(name) => {
-                debug!(target: "marina::docker::watch", volume = %name, action = %self.action, "Docker volume event.");
+                debug!(target: "marina::sources::docker_events", volume = %name, action = %self.action, "Docker volume event.");
                 "volume"
             }
         };
@@ -107,7 +107,7 @@ pub struct DockerWatchRestarted<'a> {
 
 impl Event for DockerWatchRestarted<'_> {
     fn emit(self, metrics: &Metrics) {
-        warn!(target: "marina::docker::watch", reason = %self.reason, retry_in = ?self.retry_in, "Docker event stream ended; reconnecting.");
+        warn!(target: "marina::sources::docker_events", reason = %self.reason, retry_in = ?self.retry_in, "Docker event stream ended; reconnecting.");
         metrics.inner.docker_watch_restarts.inc();
     }
 }
