@@ -198,8 +198,8 @@ fn imports_of(file: &SourceFile) -> Vec<Import> {
         if chars[at] == '\n' {
             line += 1;
         }
-        let preceded_by_ident =
-            at > 0 && (chars[at - 1].is_alphanumeric() || chars[at - 1] == '_' || chars[at - 1] == ':');
+        let preceded_by_ident = at > 0
+            && (chars[at - 1].is_alphanumeric() || chars[at - 1] == '_' || chars[at - 1] == ':');
         let starts = |word: &str| {
             let word: Vec<char> = word.chars().collect();
             chars[at..].starts_with(&word)
@@ -269,7 +269,9 @@ fn arrows() -> Vec<(PathBuf, Import)> {
         .into_iter()
         .filter(|file| {
             let relative = file.path.strip_prefix(src()).unwrap();
-            !OUTSIDE_LAYERS.iter().any(|outside| relative == Path::new(outside))
+            !OUTSIDE_LAYERS
+                .iter()
+                .any(|outside| relative == Path::new(outside))
         })
         .collect();
     let modules: BTreeSet<Vec<String>> = files.iter().map(|file| file.module.clone()).collect();
@@ -323,7 +325,11 @@ fn every_top_level_module_has_a_place_in_the_layers() {
     assert_eq!(declared.len(), LAYERS.len(), "a layer is listed twice");
     let found: BTreeSet<String> = source_files()
         .iter()
-        .filter(|file| !OUTSIDE_LAYERS.iter().any(|outside| file.path == src().join(outside)))
+        .filter(|file| {
+            !OUTSIDE_LAYERS
+                .iter()
+                .any(|outside| file.path == src().join(outside))
+        })
         .filter_map(|file| top_level(&file.module).map(str::to_owned))
         .collect();
     let missing: Vec<&String> = found
@@ -339,7 +345,10 @@ fn every_top_level_module_has_a_place_in_the_layers() {
         .iter()
         .filter(|layer| !found.contains(**layer))
         .collect();
-    assert!(gone.is_empty(), "LAYERS names modules src/ no longer has: {gone:?}");
+    assert!(
+        gone.is_empty(),
+        "LAYERS names modules src/ no longer has: {gone:?}"
+    );
 }
 
 #[test]
@@ -367,9 +376,15 @@ fn top_level_modules_import_only_the_layers_below_them() {
             ));
         }
     }
-    assert!(graph.len() > 5, "the import graph is implausibly small: {graph:?}");
+    assert!(
+        graph.len() > 5,
+        "the import graph is implausibly small: {graph:?}"
+    );
     let cycle = find_cycle(&graph).map_or_else(String::new, |cycle| {
-        format!("top-level modules import each other in a circle: {}\n", cycle.join(" -> "))
+        format!(
+            "top-level modules import each other in a circle: {}\n",
+            cycle.join(" -> ")
+        )
     });
     assert!(
         cycle.is_empty() && upward.is_empty(),
@@ -398,7 +413,10 @@ fn files_in_a_folder_do_not_import_each_other_in_a_circle() {
     }
     if let Some(cycle) = find_cycle(&graph) {
         let names: Vec<String> = cycle.iter().map(|module| show(module)).collect();
-        panic!("files import each other in a circle: {}", names.join(" -> "));
+        panic!(
+            "files import each other in a circle: {}",
+            names.join(" -> ")
+        );
     }
 }
 
