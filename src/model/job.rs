@@ -32,6 +32,26 @@ pub struct UnknownWord {
     pub value: String,
 }
 
+impl UnknownWord {
+    /// The one of `words` that `word` spells as `text`; else the error saying that a `what`
+    /// was expected.
+    pub(crate) fn find<T: Copy>(
+        words: &[T],
+        word: fn(T) -> &'static str,
+        what: &'static str,
+        text: &str,
+    ) -> Result<T, Self> {
+        words
+            .iter()
+            .copied()
+            .find(|candidate| word(*candidate) == text)
+            .ok_or_else(|| Self {
+                what,
+                value: text.to_owned(),
+            })
+    }
+}
+
 /// Where a job is in its life (SPEC §3): `scheduled` → `in_progress` → one terminal status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,13 +134,7 @@ impl FromStr for JobStatus {
     type Err = UnknownWord;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownWord {
-                what: "job status",
-                value: s.to_owned(),
-            })
+        UnknownWord::find(&Self::ALL, Self::as_str, "job status", s)
     }
 }
 
@@ -158,13 +172,7 @@ impl FromStr for JobKind {
     type Err = UnknownWord;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| UnknownWord {
-                what: "job kind",
-                value: s.to_owned(),
-            })
+        UnknownWord::find(&Self::ALL, Self::as_str, "job kind", s)
     }
 }
 
