@@ -5,21 +5,28 @@
 //! the instance `timeout`, and on shutdown gives running jobs `shutdownGrace` to finish before
 //! aborting them cleanly. Every outcome goes back to the controller as a message.
 //!
-//! - [`job`] — one job's lifecycle and its steps (hooks, stopAttached, staging, shipping).
+//! - `runner` — one job of any kind: its target count, the body of its kind, its status.
+//! - `context` — what every job is given and reports (the lowest layer of a job).
+//! - `steps` — steps on a target that every job kind reuses: hooks, stopAttached, the
+//!   database container and its dump, the helper's copy of a volume.
+//! - `backup` — the backup kind: which backend, and what it does with each kind of target.
 //! - [`staging`] — the staging layout and the empty-data check.
 //! - [`undo`] — journaled undo-work; [`recovery`] replays it after a crash.
 //! - [`locks`] — one volume is staged by one job at a time.
 //! - [`checked`] — a dump stream that fails at its end when the dump tool failed.
 //! - [`fault`] — test-only panics at named points (feature `fault-injection`).
 
+mod backup;
 pub mod beneath;
 pub mod checked;
+mod context;
 pub mod fault;
-pub mod job;
 pub mod locks;
 pub mod probe;
 pub mod recovery;
+mod runner;
 pub mod staging;
+mod steps;
 pub mod undo;
 
 use std::any::Any;
@@ -33,9 +40,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use self::job::{JobContext, JobResult};
+use self::context::JobContext;
 use self::locks::VolumeLocks;
 use self::recovery::undo_job;
+use self::runner::JobResult;
 use self::undo::Undo;
 use crate::clock::{self, Clock};
 use crate::docker::Runtime;
@@ -289,7 +297,7 @@ impl<R: Runtime + 'static> Executor<R> {
         };
         let deadline = order.instance.timeout;
         // A panic inside the body ends the job `failed`; the undo-work below still runs.
-        let body = AssertUnwindSafe(job::run(&ctx, order)).catch_unwind();
+        let body = AssertUnwindSafe(runner::run(&ctx, order)).catch_unwind();
         tokio::pin!(body);
         let interruption = tokio::select! {
             result = &mut body => Ok(result),

@@ -1,7 +1,7 @@
 //! The vocabulary of jobs, shared by the stages that queue, run, record and show them: a
-//! job's id, its status and the transitions between statuses, why it was queued, and what
-//! is known about an instance's past jobs. The store writes these words, the reconciler
-//! decides with them, the API shows them; none of them owns them.
+//! job's id, its status and the transitions between statuses, the kind of work it does, why
+//! it was queued, and what is known about an instance's past jobs. The store writes these
+//! words, the reconciler decides with them, the API shows them; none of them owns them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,6 +30,26 @@ pub struct UnknownWord {
     pub what: &'static str,
     /// The text found.
     pub value: String,
+}
+
+impl UnknownWord {
+    /// The one of `words` that `word` spells as `text`; else the error saying that a `what`
+    /// was expected.
+    pub(crate) fn find<T: Copy>(
+        words: &[T],
+        word: fn(T) -> &'static str,
+        what: &'static str,
+        text: &str,
+    ) -> Result<T, Self> {
+        words
+            .iter()
+            .copied()
+            .find(|candidate| word(*candidate) == text)
+            .ok_or_else(|| Self {
+                what,
+                value: text.to_owned(),
+            })
+    }
 }
 
 /// Where a job is in its life (SPEC §3): `scheduled` → `in_progress` → one terminal status.
@@ -114,13 +134,45 @@ impl FromStr for JobStatus {
     type Err = UnknownWord;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownWord {
-                what: "job status",
-                value: s.to_owned(),
-            })
+        UnknownWord::find(&Self::ALL, Self::as_str, "job status", s)
+    }
+}
+
+/// The kind of work a job does. Every kind runs through the executor's shared job runner
+/// (status, journal and undo-work, log, cancellation); only its body differs. Today Marina
+/// only backs up; restore, verify (restore drills) and repository maintenance are to follow,
+/// each as a kind of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Copies the instance's targets into its backend (SPEC §3).
+    Backup,
+}
+
+impl JobKind {
+    /// Every kind.
+    pub const ALL: [Self; 1] = [Self::Backup];
+
+    /// Its word, as shown.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backup => "backup",
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = UnknownWord;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        UnknownWord::find(&Self::ALL, Self::as_str, "job kind", s)
     }
 }
 
@@ -144,4 +196,28 @@ pub struct History {
     pub last_success: Option<DateTime<Utc>>,
     /// The last job's end and whether it succeeded.
     pub last_finished: Option<(DateTime<Utc>, bool)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_kinds_read_back_as_written() {
+        for kind in JobKind::ALL {
+            assert_eq!(kind.to_string().parse::<JobKind>(), Ok(kind));
+        }
+        assert_eq!(JobKind::Backup.as_str(), "backup");
+        assert_eq!(
+            serde_json::to_string(&JobKind::Backup).unwrap(),
+            r#""backup""#
+        );
+        assert_eq!(
+            "restore".parse::<JobKind>(),
+            Err(UnknownWord {
+                what: "job kind",
+                value: "restore".into()
+            })
+        );
+    }
 }

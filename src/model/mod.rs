@@ -13,7 +13,7 @@ mod secret;
 mod target;
 
 pub use ids::{DockerName, IdError, InstanceId, TargetId};
-pub use job::{History, JobId, JobStatus, Trigger, UnknownWord};
+pub use job::{History, JobId, JobKind, JobStatus, Trigger, UnknownWord};
 pub use observed::{
     ContainerInfo, ContainerState, Inventory, InventoryChange, VolumeInfo, VolumeMount,
 };

@@ -19,7 +19,7 @@ use super::state::{Decision, NextRun, State};
 use crate::clock::Clock;
 use crate::config::{Config, Instance};
 use crate::metrics::{Metrics, Reconciled};
-use crate::model::JobId;
+use crate::model::{JobId, JobKind};
 
 /// At most this many messages are applied before the state is reconciled and published, so
 /// a burst (a relist of thousands of volumes, say) cannot starve readers.
@@ -33,6 +33,8 @@ const MAX_SLEEP: Duration = Duration::from_mins(1);
 /// does not change a running job) and its targets as observed then.
 #[derive(Debug, Clone)]
 pub struct JobOrder {
+    /// The kind of work the job does.
+    pub kind: JobKind,
     /// The instance's settings.
     pub instance: Instance,
     /// Its targets with their observed status.
@@ -233,6 +235,7 @@ impl Controller {
                 .unwrap_or_default();
             info!(instance = %id, trigger = ?job.trigger, due = %job.due, "Starting backup job.");
             let order = JobOrder {
+                kind: JobKind::Backup,
                 instance,
                 targets,
                 job,
