@@ -192,7 +192,7 @@ pub struct TargetBackedUp<'a> {
 
 impl Event for TargetBackedUp<'_> {
     fn emit(self, metrics: &Metrics) {
-        info!(target: "marina::executor::job", "Target backed up: {}.", self.summary);
+        info!(target: "marina::executor::backup", "Target backed up: {}.", self.summary);
         let instance = self.instance.as_str();
         let m = &metrics.inner;
         m.target_last_success
@@ -221,7 +221,7 @@ pub struct TargetStaged<'a> {
 
 impl Event for TargetStaged<'_> {
     fn emit(self, metrics: &Metrics) {
-        info!(target: "marina::executor::job", "Target staged: {}.", self.summary);
+        info!(target: "marina::executor::backup", "Target staged: {}.", self.summary);
         metrics
             .inner
             .staged_bytes
@@ -245,7 +245,7 @@ pub struct BackupImageFinished<'a> {
 
 impl Event for BackupImageFinished<'_> {
     fn emit(self, metrics: &Metrics) {
-        info!(target: "marina::executor::job", image = %self.image, targets = self.targets.len(), "The backup image finished successfully.");
+        info!(target: "marina::executor::backup", image = %self.image, targets = self.targets.len(), "The backup image finished successfully.");
         let instance = self.instance.as_str();
         for target in self.targets {
             metrics
