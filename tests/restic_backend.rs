@@ -972,3 +972,179 @@ async fn a_session_opens_the_repository_with_its_first_backup_and_unlocks_only_w
     );
     assert!(session.refused().is_some());
 }
+
+/// Everything a restore must keep of one entry.
+#[derive(Debug, PartialEq, Eq)]
+struct Kept {
+    /// Its kind and content (a symlink's target, a file's size and a hash of its bytes).
+    kind: String,
+    /// Mode bits, file type included.
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    /// Modification time, seconds and nanoseconds.
+    mtime: (i64, i64),
+    /// Every name of its inode (hard links), for regular files.
+    names: Vec<PathBuf>,
+}
+
+fn metadata_tree(root: &Path) -> BTreeMap<PathBuf, Kept> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut by_inode: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
+    let mut entries = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let relative = path.strip_prefix(root).unwrap().to_owned();
+            let kind = if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                by_inode
+                    .entry(meta.ino())
+                    .or_default()
+                    .push(relative.clone());
+                let mut hasher = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(&bytes, &mut hasher);
+                let digest = std::hash::Hasher::finish(&hasher);
+                format!("file of {} bytes hashing to {digest:016x}", bytes.len())
+            };
+            entries.insert(
+                relative,
+                (
+                    kind,
+                    meta.mode(),
+                    meta.uid(),
+                    meta.gid(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ino(),
+                ),
+            );
+        }
+    }
+    entries
+        .into_iter()
+        .map(|(path, (kind, mode, uid, gid, secs, nanos, ino))| {
+            let mut names = by_inode.get(&ino).cloned().unwrap_or_default();
+            names.sort();
+            let kept = Kept {
+                kind,
+                mode,
+                uid,
+                gid,
+                mtime: (secs, nanos),
+                names,
+            };
+            (path, kept)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restore_brings_back_bytes_modes_owners_times_symlinks_and_hard_links() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, _repository, backend) = fresh_repository().await;
+    let data = dir.path().join("app-data");
+    make_tree(&data);
+    std::fs::hard_link(
+        data.join("nested/small.bin"),
+        data.join("with spaces/same inode"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/nowhere/at/all", data.join("dangling")).unwrap();
+    std::os::unix::fs::chown(data.join("random.bin"), Some(999), Some(998)).unwrap();
+    std::fs::set_permissions(data.join("empty"), std::fs::Permissions::from_mode(0o4750)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::os::unix::fs::chown(&data, Some(70), Some(71)).unwrap();
+    let source = metadata_tree(&data);
+    let root_before = std::fs::metadata(&data).unwrap();
+    let target = volume("app-data");
+    backend
+        .backup_paths(
+            &target,
+            std::slice::from_ref(&data),
+            &BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    let snapshot = backend.snapshots(Some(&target)).await.unwrap().remove(0);
+    let source_path = snapshot.paths[0].clone();
+
+    let destination = dir.path().join("new-volume");
+    std::fs::create_dir(&destination).unwrap();
+    backend
+        .restore_into(&snapshot.id, &source_path, &destination)
+        .await
+        .unwrap();
+    assert_eq!(metadata_tree(&destination), source);
+    let shared = &metadata_tree(&destination)[Path::new("nested/small.bin")].names;
+    assert_eq!(
+        shared.len(),
+        2,
+        "the hard link is one inode again: {shared:?}"
+    );
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let root = std::fs::metadata(&destination).unwrap();
+        assert_eq!(
+            (
+                root.mode(),
+                root.uid(),
+                root.gid(),
+                root.mtime(),
+                root.mtime_nsec()
+            ),
+            (
+                root_before.mode(),
+                root_before.uid(),
+                root_before.gid(),
+                root_before.mtime(),
+                root_before.mtime_nsec()
+            )
+        );
+    }
+
+    // A destination that holds anything is refused and left alone.
+    let busy = dir.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), "mine").unwrap();
+    let refused = backend
+        .restore_into(&snapshot.id, &source_path, &busy)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ResticError::InvalidRequest { .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("is not empty"), "{refused}");
+    assert_eq!(tree(&busy).len(), 1);
+
+    // A path the snapshot does not hold restores nothing and leaves no staging behind.
+    let empty = dir.path().join("still-empty");
+    std::fs::create_dir(&empty).unwrap();
+    let missing = backend
+        .restore_into(&snapshot.id, "/not/in/the/snapshot", &empty)
+        .await
+        .unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains("holds no directory /not/in/the/snapshot"),
+        "{missing}"
+    );
+    assert_eq!(count_entries(&empty), 0);
+
+    // An unknown snapshot is restic's error, with the destination untouched.
+    let unknown = backend
+        .restore_into("0123abcd", &source_path, &empty)
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, ResticError::Failed { .. }), "{unknown}");
+    assert_eq!(count_entries(&empty), 0);
+}

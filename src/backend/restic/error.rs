@@ -137,6 +137,19 @@ pub enum ResticError {
         /// What was wrong with it.
         detail: String,
     },
+    /// Preparing or filling a restore's destination failed.
+    #[error("cannot {action} `{path}` while restoring for instance {instance}: {source}")]
+    Destination {
+        /// The instance.
+        instance: InstanceId,
+        /// What was being done (`read`, `create`, `move into place`, …).
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// Talking to the child process failed (its pipes, or waiting for it).
     #[error("lost contact with `restic {command}` for instance {instance}: {source}")]
     Io {

@@ -35,7 +35,7 @@
 //! - `session` — a job's [`Session`]: opens the repository once, on the way of the job's
 //!   first command, and runs a command again after `init` or `unlock` cleared its way;
 //! - `commands/` — the repository operations, one file each: `init` (`cat config`, `init`),
-//!   `open`, `unlock`, `backup`, `forget` (retention) and `snapshots`;
+//!   `open`, `unlock`, `backup`, `forget` (retention), `snapshots` and `restore`;
 //! - `process` — one restic command from start to end: the checks every command needs, the
 //!   child with its minimal environment, the timeout, stdin, stdout and the stderr tail, and
 //!   the errors a finished command turns into;

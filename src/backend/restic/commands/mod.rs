@@ -9,12 +9,14 @@
 //! - `unlock` — removing stale locks (the run `open` reads its answer from);
 //! - `backup` — paths or a stream as one snapshot of a target;
 //! - `forget` — retention (`forget --prune`) and its report;
-//! - `snapshots` — listing, and the tag filter retention shares.
+//! - `snapshots` — listing, and the tag filter retention shares;
+//! - `restore` — a snapshot's directory back into an empty directory.
 
 mod backup;
 mod forget;
 mod init;
 mod open;
+mod restore;
 mod snapshots;
 mod unlock;
 
