@@ -1148,3 +1148,88 @@ async fn a_restore_brings_back_bytes_modes_owners_times_symlinks_and_hard_links(
     assert!(matches!(unknown, ResticError::Failed { .. }), "{unknown}");
     assert_eq!(count_entries(&empty), 0);
 }
+
+#[tokio::test]
+async fn restore_points_span_every_host_and_say_how_much_they_restore() {
+    let (dir, repository, node_a) = fresh_repository().await;
+    let mut other = settings(&repository);
+    other.host = "node-b".into();
+    let node_b = Restic::new(other);
+    let mut another_instance = settings(&repository);
+    another_instance.instance = InstanceId::parse("weekly").unwrap();
+    let weekly = Restic::new(another_instance);
+
+    let data = dir.path().join("app-data");
+    make_tree(&data);
+    let target = volume("app-data");
+    let options = BackupOptions::default();
+    node_a
+        .backup_paths(&target, std::slice::from_ref(&data), &options)
+        .await
+        .unwrap();
+    node_b
+        .backup_paths(&target, std::slice::from_ref(&data), &options)
+        .await
+        .unwrap();
+    weekly
+        .backup_paths(&target, std::slice::from_ref(&data), &options)
+        .await
+        .unwrap();
+    let stream = db("app-postgres");
+    let dump = Generated {
+        position: 0,
+        len: 1024 * 1024 + 3,
+        fail_after: None,
+    };
+    node_b
+        .backup_stdin(&stream, "app-postgres/dump.sql", dump, &options)
+        .await
+        .unwrap();
+
+    // This host's snapshots stay this host's (retention relies on it); restore points are
+    // the instance's on every host, and never another instance's.
+    let here = node_a.snapshots(None).await.unwrap();
+    assert_eq!(here.len(), 1);
+    let points = node_a.restore_points(None).await.unwrap();
+    let hosts: Vec<(&str, &str)> = points
+        .iter()
+        .map(|p| {
+            let target = p
+                .tags
+                .iter()
+                .find(|tag| tag.starts_with("volume:") || tag.starts_with("db:"));
+            (p.host.as_str(), target.map_or("", String::as_str))
+        })
+        .collect();
+    assert_eq!(points.len(), 3, "{points:?}");
+    assert!(hosts.contains(&("node-a", "volume:app-data")), "{hosts:?}");
+    assert!(hosts.contains(&("node-b", "volume:app-data")), "{hosts:?}");
+    assert!(hosts.contains(&("node-b", "db:app-postgres")), "{hosts:?}");
+    assert!(
+        points
+            .iter()
+            .all(|p| p.tags.contains(&"instance:nightly".to_owned()))
+    );
+    let of_stream = node_a.restore_points(Some(&stream)).await.unwrap();
+    assert_eq!(of_stream.len(), 1);
+    // restic 0.14 records no summary in its snapshots; stats says what a restore writes.
+    let size = node_a.restore_size(&of_stream[0].id).await.unwrap();
+    assert_eq!(size.bytes, 1024 * 1024 + 3);
+    let volume_point = &points[0];
+    let size = node_a.restore_size(&volume_point.short_id).await.unwrap();
+    let file_bytes: u64 = tree(&data)
+        .values()
+        .map(|entry| match entry {
+            Entry::File(bytes) => bytes.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(size.bytes, file_bytes);
+    assert!(size.entries > file_count(&tree(&data)), "{size:?}");
+
+    let refused = node_a.restore_size("--mode=raw-data").await.unwrap_err();
+    assert!(
+        matches!(refused, ResticError::InvalidRequest { .. }),
+        "{refused}"
+    );
+}

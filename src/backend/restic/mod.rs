@@ -35,7 +35,7 @@
 //! - `session` — a job's [`Session`]: opens the repository once, on the way of the job's
 //!   first command, and runs a command again after `init` or `unlock` cleared its way;
 //! - `commands/` — the repository operations, one file each: `init` (`cat config`, `init`),
-//!   `open`, `unlock`, `backup`, `forget` (retention), `snapshots` and `restore`;
+//!   `open`, `unlock`, `backup`, `forget` (retention), `snapshots`, `restore` and `stats`;
 //! - `process` — one restic command from start to end: the checks every command needs, the
 //!   child with its minimal environment, the timeout, stdin, stdout and the stderr tail, and
 //!   the errors a finished command turns into;
@@ -57,7 +57,9 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
-pub use self::commands::{BackupOptions, ForgetSummary, RepositoryStatus, SnapshotInfo};
+pub use self::commands::{
+    BackupOptions, ForgetSummary, RepositoryStatus, RestoreSize, SnapshotInfo, SnapshotSummary,
+};
 pub use self::error::{ResticError, Result};
 pub use self::session::Session;
 pub use self::settings::{BaseEnv, Cache, DEFAULT_BINARY, ResticSettings};

@@ -10,7 +10,8 @@
 //! - `backup` — paths or a stream as one snapshot of a target;
 //! - `forget` — retention (`forget --prune`) and its report;
 //! - `snapshots` — listing, and the tag filter retention shares;
-//! - `restore` — a snapshot's directory back into an empty directory.
+//! - `restore` — a snapshot's directory back into an empty directory;
+//! - `stats` — how much a snapshot restores, where the snapshot does not record it.
 
 mod backup;
 mod forget;
@@ -18,6 +19,7 @@ mod init;
 mod open;
 mod restore;
 mod snapshots;
+mod stats;
 mod unlock;
 
 pub use self::backup::BackupOptions;
@@ -26,4 +28,5 @@ pub use self::init::RepositoryStatus;
 #[cfg(test)]
 pub(super) use self::init::{Probe, classify_probe};
 pub(super) use self::open::OpenFailure;
-pub use self::snapshots::SnapshotInfo;
+pub use self::snapshots::{SnapshotInfo, SnapshotSummary};
+pub use self::stats::RestoreSize;

@@ -174,7 +174,7 @@ fn take_attributes(destination: &Path, root: &fs::Metadata) -> io::Result<()> {
 }
 
 /// A snapshot id as restic prints it: 8 to 64 lower-case hex digits (so never an option).
-fn check_snapshot_id(snapshot: &str) -> std::result::Result<(), String> {
+pub(super) fn check_snapshot_id(snapshot: &str) -> std::result::Result<(), String> {
     let hex = snapshot
         .bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));

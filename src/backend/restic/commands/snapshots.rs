@@ -1,5 +1,6 @@
-//! `restic snapshots`: the instance's snapshots on this host, and the tag filter that picks
-//! them out of a shared repository (retention uses the same filter).
+//! `restic snapshots`: the instance's snapshots on this host, or on every host that shares
+//! the repository (its restore points), and the tag filter that picks them out of a shared
+//! repository (retention uses the same filter).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -31,6 +32,23 @@ pub struct SnapshotInfo {
     /// The snapshot restic compared against (incremental backup), if any.
     #[serde(default)]
     pub parent: Option<String>,
+    /// What the backup that made it counted; restic 0.17 and newer record it in the
+    /// snapshot, older versions do not (see [`Restic::restore_size`]).
+    #[serde(default)]
+    pub summary: Option<SnapshotSummary>,
+}
+
+/// The part of a snapshot's recorded backup summary (restic ≥ 0.17) that says how much it
+/// holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotSummary {
+    /// Files the backup read.
+    #[serde(rename(deserialize = "total_files_processed"))]
+    pub files: u64,
+    /// Bytes of those files.
+    #[serde(rename(deserialize = "total_bytes_processed"))]
+    pub bytes: u64,
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
@@ -45,16 +63,28 @@ impl Restic {
     /// This instance's snapshots made on this host, oldest first; only those of `target`
     /// when given.
     pub async fn snapshots(&self, target: Option<&TargetId>) -> Result<Vec<SnapshotInfo>> {
+        self.list(Some(&self.settings.host), target).await
+    }
+
+    /// This instance's snapshots made on any host that shares the repository, oldest first;
+    /// only those of `target` when given. These are what a restore can start from.
+    pub async fn restore_points(&self, target: Option<&TargetId>) -> Result<Vec<SnapshotInfo>> {
+        self.list(None, target).await
+    }
+
+    /// `restic snapshots --json`, on `host` only when given.
+    async fn list(
+        &self,
+        host: Option<&str>,
+        target: Option<&TargetId>,
+    ) -> Result<Vec<SnapshotInfo>> {
         let command = "snapshots";
         self.preflight(command)?;
-        let arguments = args([
-            "snapshots",
-            "--json",
-            "--host",
-            &self.settings.host,
-            "--tag",
-            &self.instance_filter(target),
-        ]);
+        let mut arguments = args(["snapshots", "--json"]);
+        if let Some(host) = host {
+            arguments.extend(args(["--host", host]));
+        }
+        arguments.extend(args(["--tag", &self.instance_filter(target)]));
         let finished = self.run(command, &arguments, Capture::Text, None).await?;
         if !finished.status.success() {
             return Err(self.failed(command, &finished));
