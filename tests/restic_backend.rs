@@ -973,6 +973,14 @@ async fn a_session_opens_the_repository_with_its_first_backup_and_unlocks_only_w
     assert!(session.refused().is_some());
 }
 
+/// Backs up the directory `path` as one snapshot of `target`, with the default options.
+async fn back_up(backend: &Restic, target: &TargetId, path: &Path) {
+    backend
+        .backup_paths(target, &[path.to_owned()], &BackupOptions::default())
+        .await
+        .unwrap();
+}
+
 /// Everything a restore must keep of one entry.
 #[derive(Debug, PartialEq, Eq)]
 struct Kept {
@@ -1065,14 +1073,7 @@ async fn a_restore_brings_back_bytes_modes_owners_times_symlinks_and_hard_links(
     let source = metadata_tree(&data);
     let root_before = std::fs::metadata(&data).unwrap();
     let target = volume("app-data");
-    backend
-        .backup_paths(
-            &target,
-            std::slice::from_ref(&data),
-            &BackupOptions::default(),
-        )
-        .await
-        .unwrap();
+    back_up(&backend, &target, &data).await;
     let snapshot = backend.snapshots(Some(&target)).await.unwrap().remove(0);
     let source_path = snapshot.paths[0].clone();
 
@@ -1163,18 +1164,9 @@ async fn restore_points_span_every_host_and_say_how_much_they_restore() {
     make_tree(&data);
     let target = volume("app-data");
     let options = BackupOptions::default();
-    node_a
-        .backup_paths(&target, std::slice::from_ref(&data), &options)
-        .await
-        .unwrap();
-    node_b
-        .backup_paths(&target, std::slice::from_ref(&data), &options)
-        .await
-        .unwrap();
-    weekly
-        .backup_paths(&target, std::slice::from_ref(&data), &options)
-        .await
-        .unwrap();
+    back_up(&node_a, &target, &data).await;
+    back_up(&node_b, &target, &data).await;
+    back_up(&weekly, &target, &data).await;
     let stream = db("app-postgres");
     let dump = Generated {
         position: 0,
