@@ -14,6 +14,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Component, Path, PathBuf};
 
+use tracing::warn;
+
 use crate::backend::restic::process::{Capture, args};
 use crate::backend::restic::{Restic, ResticError, Result};
 
@@ -55,8 +57,16 @@ impl Restic {
         let removed = tokio::fs::remove_dir_all(&staging)
             .await
             .map_err(|e| self.destination_error("remove", &staging, e));
-        let root = restored?;
-        removed?;
+        let root = match (restored, removed) {
+            (Ok(root), Ok(())) => root,
+            (Err(failed), Ok(())) | (Ok(_), Err(failed)) => return Err(failed),
+            (Err(failed), Err(left)) => {
+                // The restore's own error is the one to return; the leftover is said too, so
+                // the operator knows to remove it before the directory is used again.
+                warn!(instance = %self.settings.instance, error = %left, "The restore failed and its staging directory was left behind; remove it by hand.");
+                return Err(failed);
+            }
+        };
         let destination_owned = destination.to_owned();
         tokio::task::spawn_blocking(move || take_attributes(&destination_owned, &root))
             .await
