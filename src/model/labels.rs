@@ -16,6 +16,47 @@ pub const JOB_LABEL: &str = "dev.polarfox.marina.job";
 /// [`JOB_LABEL`] without the prefix.
 const JOB_LABEL_KEY: &str = "job";
 
+/// Label Marina puts on a volume it restored into, saying from what: `<volume>@<snapshot>`.
+///
+/// Provenance, never configuration: [`parse`] skips it, so a restored copy is unlabelled
+/// (and shows as unprotected until someone opts it in), and opting it in with `enabled` and
+/// `instanceID` later is not spoilt by an "is not a Marina label" problem.
+pub const RESTORED_FROM_LABEL: &str = "dev.polarfox.marina.restored-from";
+
+/// [`RESTORED_FROM_LABEL`] without the prefix.
+const RESTORED_FROM_KEY: &str = "restored-from";
+
+/// Labels by which an orchestrator claims an object as its own. A copy must not carry them:
+/// Compose would list, scale or remove a cloned container as one of its service's replicas
+/// (and `docker compose down --volumes` a copied volume), and Swarm would take a clone for
+/// one of its tasks.
+const ORCHESTRATOR_PREFIXES: [&str; 3] = [
+    "com.docker.compose.",
+    "com.docker.stack.",
+    "com.docker.swarm.",
+];
+
+/// The labels of a copy of a volume or container (a restored volume, an offline clone of a
+/// database container): the original's labels without Marina's own (a copy is never the
+/// target its original is) and without those by which Compose or Swarm claim an object
+/// (`com.docker.compose.*`, `com.docker.stack.*`, `com.docker.swarm.*`), then `added` on top
+/// (they win over the original's).
+#[must_use]
+pub fn labels_of_copy<'a>(
+    original: impl IntoIterator<Item = (&'a String, &'a String)>,
+    added: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = original
+        .into_iter()
+        .filter(|(key, _)| {
+            !key.starts_with(PREFIX) && !ORCHESTRATOR_PREFIXES.iter().any(|p| key.starts_with(p))
+        })
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    labels.extend(added);
+    labels
+}
+
 /// The Docker object that carries the labels; it decides which labels apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelledObject<'a> {
@@ -79,6 +120,7 @@ pub fn parse<'a>(
     let ours: BTreeMap<&str, &str> = labels
         .into_iter()
         .filter_map(|(key, value)| Some((key.strip_prefix(PREFIX)?, value.as_str())))
+        .filter(|(key, _)| *key != RESTORED_FROM_KEY)
         .collect();
     if ours.is_empty() {
         return LabelIntent::Unlabelled;
@@ -444,6 +486,58 @@ mod tests {
             problems(intent),
             [
                 "label dev.polarfox.marina.instanceID: is missing; name the instance(s) that back this up, comma-separated"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_restored_from_label_is_provenance_not_configuration() {
+        let restored = |pairs: &[(&str, &str)]| {
+            let mut map = labels(pairs);
+            map.insert(
+                RESTORED_FROM_LABEL.to_owned(),
+                "app-data@1a2b3c4d".to_owned(),
+            );
+            map
+        };
+        assert_eq!(
+            parse(LabelledObject::Volume("v"), &restored(&[])),
+            LabelIntent::Unlabelled
+        );
+        // Opted in later, the copy is a target like any other, without a problem.
+        let intent = parse(
+            LabelledObject::Volume("v"),
+            &restored(&[("enabled", "true"), ("instanceID", "a")]),
+        );
+        assert!(matches!(intent, LabelIntent::Target { .. }), "{intent:?}");
+    }
+
+    #[test]
+    fn a_copy_keeps_foreign_labels_and_drops_marinas_and_orchestrators() {
+        let mut original = labels(&[("enabled", "true"), ("instanceID", "a"), ("job", "7")]);
+        for (key, value) in [
+            ("com.example.team", "billing"),
+            ("com.docker.compose.project", "app"),
+            ("com.docker.compose.service", "db"),
+            ("com.docker.stack.namespace", "app"),
+            ("com.docker.swarm.task.id", "x1"),
+            ("com.docker.composer", "kept: not the compose prefix"),
+            (RESTORED_FROM_LABEL, "older@1"),
+        ] {
+            original.insert(key.to_owned(), value.to_owned());
+        }
+        let added = [
+            (RESTORED_FROM_LABEL.to_owned(), "app-data@1a2b".to_owned()),
+            ("com.example.team".to_owned(), "restore-drill".to_owned()),
+        ];
+        let copy = labels_of_copy(&original, added);
+        let copy: Vec<(&str, &str)> = copy.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            copy,
+            [
+                ("com.docker.composer", "kept: not the compose prefix"),
+                ("com.example.team", "restore-drill"),
+                (RESTORED_FROM_LABEL, "app-data@1a2b"),
             ]
         );
     }

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
-use super::labels::{LabelIntent, LabelledObject, PREFIX, parse};
+use super::labels::{LabelIntent, LabelledObject, PREFIX, RESTORED_FROM_LABEL, parse};
 use super::{DockerName, InstanceId, TargetId};
 
 /// Label names Marina knows (without the prefix), a few near misses, and Marina's own.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "enabled",
     "instanceID",
     "paths",
@@ -25,6 +25,7 @@ const KEYS: [&str; 14] = [
     "enable",
     "",
     "job",
+    "restored-from",
 ];
 
 fn value() -> impl Strategy<Value = String> {
@@ -103,7 +104,7 @@ proptest! {
         let object = if container { LabelledObject::Container(&name) } else { LabelledObject::Volume(&name) };
         match parse(object, &map) {
             LabelIntent::Unlabelled => {
-                prop_assert!(!map.keys().any(|k| k.starts_with(PREFIX)));
+                prop_assert!(!map.keys().any(|k| k.starts_with(PREFIX) && k != RESTORED_FROM_LABEL));
             }
             LabelIntent::MarinaOwned { job } => {
                 prop_assert_eq!(Some(&job), map.get(&format!("{PREFIX}job")));
@@ -181,5 +182,17 @@ proptest! {
             }
             other => prop_assert!(false, "{}={} gave {:?}", label, value, other),
         }
+    }
+
+    /// Provenance changes nothing: adding or removing the restored-from label never changes
+    /// what the labels of an object amount to.
+    #[test]
+    fn the_restored_from_label_never_changes_the_answer(map in labels(), name in object_name(), container in any::<bool>(), from in value()) {
+        let object = if container { LabelledObject::Container(&name) } else { LabelledObject::Volume(&name) };
+        let mut without = map.clone();
+        without.remove(RESTORED_FROM_LABEL);
+        let mut with = without.clone();
+        with.insert(RESTORED_FROM_LABEL.to_owned(), from);
+        prop_assert_eq!(parse(object, &with), parse(object, &without));
     }
 }
