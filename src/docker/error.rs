@@ -75,6 +75,49 @@ pub enum RuntimeError {
         /// Why the pull failed (or that pulling is disabled).
         reason: String,
     },
+    /// The engine refused or failed an operation on a volume.
+    #[error("cannot {action} Docker volume {volume}: {source}")]
+    Volume {
+        /// What Marina was doing (`inspect`, `create`, `remove`).
+        action: &'static str,
+        /// The volume's name.
+        volume: String,
+        /// What bollard reported.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A volume Marina was to create already exists: Marina never writes into a volume it did
+    /// not create for the purpose.
+    #[error(
+        "Docker volume {volume} already exists; choose a name no volume has, or remove that \
+         volume first if its data is not needed"
+    )]
+    VolumeExists {
+        /// The volume's name.
+        volume: String,
+    },
+    /// A volume Marina was to remove is mounted by containers (running or not).
+    #[error(
+        "Docker volume {volume} is in use by {}; remove those containers first (Marina never \
+         force-removes a volume)",
+        if containers.is_empty() { "a container".to_owned() } else { containers.join(", ") }
+    )]
+    VolumeInUse {
+        /// The volume's name.
+        volume: String,
+        /// The names (else ids) of the containers that mount it, as far as they could be
+        /// listed.
+        containers: Vec<String>,
+    },
+    /// A container Marina was to create has a name another container already has.
+    #[error(
+        "a Docker container named {container} already exists; choose another name, or remove \
+         that container first"
+    )]
+    ContainerExists {
+        /// The name asked for.
+        container: String,
+    },
 }
 
 /// A result whose error is a [`RuntimeError`].

@@ -13,10 +13,13 @@
 //!
 //! What jobs do to containers, for the executor:
 //!
-//! - [`dump`], [`own_container`] — database dumps and finding Marina's own container, written
-//!   against the [`Runtime`] trait alone.
+//! - [`dump`], [`own_container`], [`volume_fill`] — database dumps, finding Marina's own
+//!   container, and filling a volume from a directory with a helper, written against the
+//!   [`Runtime`] trait alone.
 //! - `runtime` — the [`Runtime`] trait and [`DockerRuntime`], which implements it with the
 //!   files below.
+//! - `clone` — offline clones of database containers (no network, none of their data).
+//! - `volumes` — volumes Marina creates and removes itself, and one volume read in full.
 //! - `one_shot` — Marina's own helper and backend containers, run to completion and removed.
 //! - `images` — image presence and pulls ([`PullPolicy`]).
 //! - `containers` — other containers: details, stop/start, who mounts a volume.
@@ -30,6 +33,7 @@
 //! Everything leaving this module is Marina's own model; bollard types stay inside.
 
 mod client;
+mod clone;
 mod containers;
 pub mod dump;
 mod error;
@@ -43,6 +47,8 @@ mod one_shot;
 mod output;
 pub mod own_container;
 mod runtime;
+pub mod volume_fill;
+mod volumes;
 
 pub use client::{DockerClient, DockerError, Result};
 pub use containers::{ContainerDetails, ContainerMount, ContainerRef, MountKind};
@@ -60,3 +66,4 @@ pub use one_shot::{
 };
 pub use output::{ExecOutcome, ExecStatus, ExecStream, STDERR_TAIL_BYTES, StatusProbe, StderrTail};
 pub use runtime::{DockerRuntime, Runtime};
+pub use volumes::{NewVolume, VolumeDetails, VolumeScope};

@@ -395,7 +395,8 @@ async fn wait_for_exit(docker: &bollard::Docker, id: &str) -> Result<i64> {
 }
 
 /// Force-removes a container with its anonymous volumes; one that is already gone counts.
-async fn remove_force(docker: &bollard::Docker, id: &str) -> Result<()> {
+/// Also `Runtime::remove_container` on the engine.
+pub(super) async fn remove_force(docker: &bollard::Docker, id: &str) -> Result<()> {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)

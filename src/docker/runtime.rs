@@ -7,20 +7,24 @@
 //! all.
 //!
 //! `DockerRuntime` decides nothing itself: each method hands the connection to the file below
-//! that does the work (`exec`, `containers`, `one_shot`), which never refers back up here.
+//! that does the work (`exec`, `containers`, `one_shot`, `volumes`, `clone`), which never
+//! refers back up here.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::client::DockerClient;
+use super::clone;
 use super::containers::{self, ContainerDetails, ContainerRef};
 use super::error::Result;
 use super::exec::{self, ExecSpec};
 use super::lines::OutputLine;
 use super::one_shot::{self, HelperSpec, JobContainerSpec, RunOutcome};
 use super::output::{ExecStatus, ExecStream};
+use super::volumes::{self, NewVolume, VolumeDetails};
 
 /// Everything the executor does to containers. Implemented on the engine by
 /// [`DockerRuntime`]; tests implement it in memory.
@@ -107,6 +111,52 @@ pub trait Runtime: Send + Sync {
         &self,
         label: &str,
     ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send;
+
+    /// Reads a volume's driver, options, labels, mountpoint and scope; `None` when it does
+    /// not exist.
+    fn volume_info(
+        &self,
+        volume: &str,
+    ) -> impl Future<Output = Result<Option<VolumeDetails>>> + Send;
+
+    /// Creates a volume, refusing a name that exists
+    /// ([`RuntimeError::VolumeExists`](super::RuntimeError::VolumeExists)), where the engine
+    /// would hand back the existing volume; returns it as created.
+    fn create_volume(
+        &self,
+        volume: NewVolume,
+    ) -> impl Future<Output = Result<VolumeDetails>> + Send;
+
+    /// Removes a volume, never forced: one that a container mounts stays
+    /// ([`RuntimeError::VolumeInUse`](super::RuntimeError::VolumeInUse)). A volume already gone
+    /// counts as removed.
+    fn remove_volume(&self, volume: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Creates an offline clone of the database container `source` named `name` and returns
+    /// its id; [`RuntimeError::ContainerExists`](super::RuntimeError::ContainerExists) when
+    /// the name is taken. The caller starts it ([`Runtime::start_container`]) and removes it
+    /// ([`Runtime::remove_container`]).
+    ///
+    /// The clone runs the exact image the source runs (by id, so a tag moved since changes
+    /// nothing), with the source's environment (passwords included: the server must accept
+    /// the same credentials), command, entrypoint, user, working directory and stop signal;
+    /// `network_mode: none`; no published ports, no restart policy; none of the source's bind
+    /// mounts or named volumes — directories the image declares as volumes get fresh
+    /// anonymous volumes, removed with the clone. Its labels are the source's except Marina's
+    /// own and the orchestrators' ([`crate::model::labels::labels_of_copy`]), plus `labels`.
+    /// The engine adds the image's own labels back, so a caller that must keep the clone from
+    /// ever being a target passes [`crate::model::labels::JOB_LABEL`] (a container carrying
+    /// it never is one), beside [`super::OWNER_LABEL`] for start-up recovery.
+    fn create_db_clone(
+        &self,
+        source: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<String>> + Send;
+
+    /// Force-removes a container with its anonymous volumes; one already gone counts as
+    /// removed.
+    fn remove_container(&self, container: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// [`Runtime`] on the real Docker engine. Cheap to clone: clones share one connection pool.
@@ -211,5 +261,36 @@ impl Runtime for DockerRuntime {
         label: &str,
     ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send {
         one_shot::remove_labelled(self.docker(), label)
+    }
+
+    fn volume_info(
+        &self,
+        volume: &str,
+    ) -> impl Future<Output = Result<Option<VolumeDetails>>> + Send {
+        volumes::inspect(self.docker(), volume)
+    }
+
+    fn create_volume(
+        &self,
+        volume: NewVolume,
+    ) -> impl Future<Output = Result<VolumeDetails>> + Send {
+        volumes::create(self.docker(), volume)
+    }
+
+    fn remove_volume(&self, volume: &str) -> impl Future<Output = Result<()>> + Send {
+        volumes::remove(self.docker(), volume)
+    }
+
+    fn create_db_clone(
+        &self,
+        source: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<String>> + Send {
+        clone::create(self.docker(), source, name, labels)
+    }
+
+    fn remove_container(&self, container: &str) -> impl Future<Output = Result<()>> + Send {
+        one_shot::remove_force(self.docker(), container)
     }
 }

@@ -10,6 +10,8 @@
 //!   the job was scheduled) and its database kind.
 //! - [`dump`] — a database dump, streamed or written to a file.
 //! - [`volume_copy`] — a copy of a volume's paths made by a helper container.
+//! - [`volume_fill`] — the way back: a volume's paths filled from a directory by a helper
+//!   container.
 //!
 //! They build on one another only downwards: hooks and dumps find their container through
 //! [`db_container`]; nothing here imports a job kind.
@@ -19,3 +21,4 @@ pub(crate) mod db_container;
 pub(crate) mod dump;
 pub(crate) mod hooks;
 pub(crate) mod volume_copy;
+pub(crate) mod volume_fill;
