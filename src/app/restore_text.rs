@@ -99,10 +99,11 @@ fn new_thing(target: &str) -> &'static str {
 
 fn snapshot_line(point: &RestorePoint, files: u64, bytes: u64) -> String {
     let mut line = format!(
-        "From snapshot {} ({}, host {}): {files} files, {}",
+        "From snapshot {} ({}, host {}): {files} {}, {}",
         point.short_id,
         time(point.time),
         point.host,
+        if files == 1 { "file" } else { "files" },
         format_bytes(bytes)
     );
     if point.pre_restore {
@@ -403,12 +404,16 @@ Dry run: nothing was changed, and the restore would be refused because of the co
             ],
             "conflicts": [],
         }));
-        assert!(
-            plan_text(&plan).contains(
-                "Into a new database container app-pg-restore-20261204-102030; nothing that exists now is changed.\n"
-            ),
-            "{}",
-            plan_text(&plan)
+        assert_eq!(
+            plan_text(&plan),
+            "Restore of db:app-pg (instance nightly)
+From snapshot 0badcafe (2026-12-04 02:00:05 UTC, host node-1): 1 file, 2.0 KiB
+Into a new database container app-pg-restore-20261204-102030; nothing that exists now is changed.
+
+Steps:
+  1. create container  app-pg-restore-20261204-102030
+  2. load dump         app-pg-restore-20261204-102030
+"
         );
     }
 
