@@ -1,5 +1,6 @@
-//! Wiring: start-up and shutdown order of the daemon (`marina run`), and the one-shot
-//! `marina plan`.
+//! Wiring: start-up and shutdown order of the daemon (`marina run`), the one-shot
+//! `marina plan`, and the commands that ask a running daemon for something ([`client`]:
+//! `marina backup`; [`restore`]: `marina snapshots` and `marina restore`).
 //!
 //! Start-up follows DESIGN.md: parse the whole config before binding the port, then start
 //! the controller (which decides nothing until it has a config *and* a complete Docker
@@ -34,6 +35,10 @@ use crate::sources::{config_file, docker_events};
 use crate::store::{Store, StoreError};
 use crate::telemetry;
 
+pub mod client;
+pub mod restore;
+pub mod restore_text;
+
 /// How many messages may wait in the reconciler's inbox before sources wait.
 const INBOX_CAPACITY: usize = 4096;
 
@@ -63,10 +68,30 @@ pub enum AppError {
     /// The config watcher could not start.
     #[error(transparent)]
     Watch(#[from] config_file::WatchError),
-    /// The daemon refused a request (`marina backup`).
+    /// The daemon refused a request (`marina backup`, `snapshots`, `restore`).
     #[error("{0}")]
     Refused(String),
-    /// The daemon could not be reached (`marina backup`).
+    /// The daemon answered in a shape this command does not know: another version of Marina.
+    #[error(
+        "Marina at {url} answered in a form this command does not understand ({detail}); are `marina` and the daemon the same version?"
+    )]
+    Unexpected {
+        /// The daemon's base URL.
+        url: String,
+        /// What did not fit.
+        detail: String,
+    },
+    /// Following a queued job failed; the job itself goes on in the daemon.
+    #[error(
+        "{source}; job {job} was queued and goes on without this command: follow it in the dashboard or with `GET /api/logs/job/{job}`"
+    )]
+    LostJob {
+        /// The job that was being followed.
+        job: i64,
+        /// Why following it failed.
+        source: Box<AppError>,
+    },
+    /// The daemon could not be reached (`marina backup`, `snapshots`, `restore`).
     #[error("cannot reach Marina at {url}: {source}; is `marina run` running there?")]
     Unreachable {
         /// The daemon's base URL.
@@ -362,58 +387,15 @@ pub async fn backup(
     instance: &str,
     url: Option<String>,
 ) -> Result<Accepted, AppError> {
-    // The config says where the daemon listens and which password it wants; with `--url`
-    // and no readable config, the request goes without a password.
-    let config = match (load_config(config_path), &url) {
-        (Ok((loaded, _)), _) => Some(loaded.config),
-        (Err(_), Some(_)) => None,
-        (Err(e), None) => return Err(e),
-    };
-    let base = match (url, &config) {
-        (Some(url), _) => url.trim_end_matches('/').to_owned(),
-        (None, Some(config)) => local_url(&config.api),
-        (None, None) => {
-            return Err(AppError::Refused(
-                "no daemon address: give --url or a config".into(),
-            ));
-        }
-    };
-    let unreachable = |source| AppError::Unreachable {
-        url: base.clone(),
-        source,
-    };
-    let client = reqwest::Client::new();
-    let mut request = client.post(format!("{base}/api/instances/{instance}/backup"));
-    if let Some(password) = config.as_ref().and_then(|c| c.api.auth_password.as_ref()) {
-        let login = client
-            .post(format!("{base}/api/auth/login"))
-            .json(&serde_json::json!({ "password": password.expose() }))
-            .send()
-            .await
-            .map_err(unreachable)?;
-        if !login.status().is_success() {
-            return Err(AppError::Refused(format!(
-                "logging in to Marina at {base} failed ({}); check authPassword in the config",
-                login.status()
-            )));
-        }
-        let token: serde_json::Value = login.json().await.map_err(unreachable)?;
-        if let Some(token) = token["token"].as_str() {
-            request = request.bearer_auth(token);
-        }
+    let daemon = client::Daemon::connect(config_path, url).await?;
+    let answer = daemon
+        .post(&format!("/api/instances/{instance}/backup"), None)
+        .await?;
+    if answer.status == reqwest::StatusCode::ACCEPTED {
+        daemon.parse(&answer.body, "the accepted backup")
+    } else {
+        Err(daemon.refused(&answer))
     }
-    let response = request.send().await.map_err(unreachable)?;
-    let status = response.status();
-    if status == reqwest::StatusCode::ACCEPTED {
-        return response.json().await.map_err(unreachable);
-    }
-    let message = response
-        .json::<serde_json::Value>()
-        .await
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("Marina answered {status}"));
-    Err(AppError::Refused(message))
 }
 
 /// Asks the daemon whether it is alive (`GET /healthz`), for container health checks. The

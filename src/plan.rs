@@ -195,7 +195,7 @@ fn condition(instance: &InstanceView, kind: ConditionType) -> String {
 }
 
 /// Writes rows under a header, each column as wide as its widest cell.
-fn write_table<const N: usize>(
+pub(crate) fn write_table<const N: usize>(
     out: &mut String,
     header: [&str; N],
     rows: &[[String; N]],

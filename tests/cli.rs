@@ -149,6 +149,8 @@ fn version_and_help_work_everywhere() {
     for args in [
         &["--help"][..],
         &["validate", "--help"],
+        &["snapshots", "--help"],
+        &["restore", "--help"],
         &["version", "--help"],
         &["--version"],
     ] {
