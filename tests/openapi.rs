@@ -290,6 +290,57 @@ impl Api<'_> {
     }
 }
 
+/// Restore points, a dry run, a restore job and its refusals.
+async fn restore_answers(api: &mut Api<'_>, volume: &str) {
+    let snapshots = "/api/instances/{id}/snapshots";
+    let restore = "/api/instances/{id}/restore";
+    let target = format!("volume:{volume}");
+    for (url, expected) in [
+        ("/api/instances/files/snapshots".to_owned(), 200),
+        (
+            format!("/api/instances/files/snapshots?target={target}&count=true"),
+            200,
+        ),
+        ("/api/instances/nope/snapshots".to_owned(), 404),
+        (
+            "/api/instances/files/snapshots?target=nonsense".to_owned(),
+            400,
+        ),
+    ] {
+        let (status, answer) = api.get(&url, snapshots).await;
+        assert_eq!(status, expected, "GET {url}: {answer}");
+    }
+    let copy = format!("{volume}-copy");
+    let _copy = VolumeGuard(copy.clone());
+    let body = json!({ "target": target, "to": copy }).to_string();
+    let dry = json!({ "target": target, "to": copy, "dryRun": true }).to_string();
+    let (status, plan) = api
+        .call("post", "/api/instances/files/restore", restore, Some(&dry))
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let (status, accepted) = api
+        .call("post", "/api/instances/files/restore", restore, Some(&body))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = accepted["jobId"].as_i64().unwrap();
+    let finished = api.marina.wait_job("files", job, 120).await;
+    assert_eq!(finished["status"], "success", "{finished}");
+    let (status, _) = api.get("/api/jobs", "/api/jobs").await;
+    assert_eq!(status, 200);
+    for (url, body, expected) in [
+        ("/api/instances/files/restore", body.clone(), 409),
+        (
+            "/api/instances/files/restore",
+            r#"{"target": 1}"#.to_owned(),
+            400,
+        ),
+        ("/api/instances/nope/restore", body, 404),
+    ] {
+        let (status, answer) = api.call("post", url, restore, Some(&body)).await;
+        assert_eq!(status, expected, "POST {url} {body}: {answer}");
+    }
+}
+
 /// A job's log: whole, paged with `afterId`, and the refused proxy to a stranger.
 async fn job_log_answers(api: &mut Api<'_>, job: i64) {
     let (status, logs) = api
@@ -442,6 +493,7 @@ fn api_token_prefix(login: &Value) -> &str {
 struct Fixture {
     repo: tempfile::TempDir,
     _volumes: [VolumeGuard; 2],
+    volume: String,
     stray: String,
 }
 
@@ -456,6 +508,7 @@ async fn start() -> (Daemon, Fixture) {
     let fixture = Fixture {
         _volumes: [volume_guard, stray_guard],
         repo,
+        volume: volume.clone(),
         stray: stray.clone(),
     };
     let marina = Daemon::start(&format!(
@@ -550,6 +603,7 @@ async fn every_answer_of_a_real_daemon_conforms_to_the_document() {
         assert_eq!(status, 200, "GET {url}");
     }
     job_log_answers(&mut api, job).await;
+    restore_answers(&mut api, &fixture.volume).await;
 
     let (_, schedules) = api.get("/api/schedules", "/api/schedules").await;
     assert_eq!(schedules[0]["latestJobStatus"], "success");

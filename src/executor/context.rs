@@ -44,6 +44,8 @@ pub(crate) struct JobContext<R> {
     pub metrics: Metrics,
     /// Database kinds found from the dump tools in containers whose image says nothing.
     pub probes: DbProbes,
+    /// What each snapshot restores, once counted (shared by every job).
+    pub sizes: super::restore::Sizes,
 }
 
 /// How one target went.

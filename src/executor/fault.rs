@@ -27,3 +27,21 @@ pub fn point(name: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline]
 pub fn point(_name: &str) {}
+
+/// Waits forever if `MARINA_FAULT_HANG` names this point, so a test can kill Marina at a
+/// known place in a job (a crash in the middle of an in-place restore, say).
+#[cfg(feature = "fault-injection")]
+pub async fn hang(name: &str) {
+    if std::env::var("MARINA_FAULT_HANG").is_ok_and(|wanted| wanted == name) {
+        tracing::warn!(
+            point = name,
+            "Pausing the job here for good (MARINA_FAULT_HANG)."
+        );
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Does nothing: fault injection is compiled out.
+#[cfg(not(feature = "fault-injection"))]
+#[inline]
+pub async fn hang(_name: &str) {}

@@ -24,6 +24,7 @@ pub mod fault;
 pub mod locks;
 pub mod probe;
 pub mod recovery;
+mod restore;
 mod runner;
 pub mod staging;
 mod steps;
@@ -48,6 +49,7 @@ use self::undo::Undo;
 use crate::clock::{self, Clock};
 use crate::docker::Runtime;
 use crate::metrics::{JobFinished, Metrics};
+use crate::model::JobKind;
 use crate::reconcile::{JobOrder, Message, Order};
 use crate::store::{JobId, JobStatus, Store};
 
@@ -69,6 +71,8 @@ pub struct Executor<R> {
     /// Database kinds found by looking for dump tools, by container id, so each container
     /// is probed once.
     probes: probe::DbProbes,
+    /// What each snapshot restores, once counted.
+    sizes: restore::Sizes,
 }
 
 impl<R: Runtime + 'static> Executor<R> {
@@ -90,6 +94,7 @@ impl<R: Runtime + 'static> Executor<R> {
             owner,
             metrics,
             probes: probe::DbProbes::default(),
+            sizes: restore::Sizes::default(),
         }
     }
 
@@ -118,6 +123,16 @@ impl<R: Runtime + 'static> Executor<R> {
                     jobs.spawn(async move { this.run_job(*order, abort).await });
                 }
                 Some(Order::Close { job, reason }) => this.close(job, reason).await,
+                Some(Order::Ask(order)) => {
+                    let this = Arc::clone(&this);
+                    let shutdown = shutdown.clone();
+                    lookups.spawn(async move {
+                        tokio::select! {
+                            () = shutdown.cancelled() => {}
+                            () = restore::answer(&*this.runtime, &this.sizes, *order) => {}
+                        }
+                    });
+                }
                 Some(Order::Probe {
                     container_id,
                     container,
@@ -145,7 +160,7 @@ impl<R: Runtime + 'static> Executor<R> {
                             .await;
                     }
                 }
-                Order::Probe { .. } => {}
+                Order::Probe { .. } | Order::Ask(_) => {}
             }
         }
         lookups.close();
@@ -279,7 +294,10 @@ impl<R: Runtime + 'static> Executor<R> {
             error!(error = %e, "Cannot record the job's start; it does not run.");
             return false;
         }
-        info!(trigger = ?order.job.trigger, "Backup started.");
+        match order.kind {
+            JobKind::Backup => info!(trigger = ?order.job.trigger, "Backup started."),
+            JobKind::Restore => info!("Restore started."),
+        }
         let started = Clock::System.instant();
         let ctx = JobContext {
             runtime: Arc::clone(&self.runtime),
@@ -294,6 +312,7 @@ impl<R: Runtime + 'static> Executor<R> {
             undo: Undo::new(self.store.clone(), job),
             metrics: self.metrics.clone(),
             probes: self.probes.clone(),
+            sizes: self.sizes.clone(),
         };
         let deadline = order.instance.timeout;
         // A panic inside the body ends the job `failed`; the undo-work below still runs.
@@ -323,6 +342,7 @@ impl<R: Runtime + 'static> Executor<R> {
         ctx.undo.run_all(&*self.runtime).await;
         self.metrics.emit(JobFinished {
             instance: &order.instance.id,
+            kind: order.kind,
             status: result.status,
             duration: started.elapsed(),
             message: &result.message,
@@ -349,6 +369,7 @@ impl<R: Runtime + 'static> Executor<R> {
     async fn finished(&self, order: &JobOrder, succeeded: bool) {
         let message = Message::JobFinished {
             instance: order.instance.id.clone(),
+            kind: order.kind,
             succeeded,
         };
         if self.inbox.send(message).await.is_err() {

@@ -121,6 +121,16 @@ async fn replay<R: Runtime>(
                 undone.removed_dirs += usize::from(done);
                 done
             }
+            JournalKind::RestoreVolume => {
+                perform(runtime, &UndoAction::RemoveVolume(entry.subject.clone())).await
+            }
+            JournalKind::RestoreContainer => {
+                let action = UndoAction::RemoveContainer {
+                    id: entry.subject.clone(),
+                    name: entry.detail.clone(),
+                };
+                perform(runtime, &action).await
+            }
             // Removed with every other container carrying this Marina's owner label.
             JournalKind::BackendContainer => true,
         };

@@ -12,8 +12,8 @@
 
 use tracing::warn;
 
-use super::backup;
 use super::context::{JobContext, TargetOutcome};
+use super::{backup, restore};
 use crate::clock;
 use crate::docker::Runtime;
 use crate::model::JobKind;
@@ -36,7 +36,11 @@ pub(super) struct JobResult {
 /// Runs the job of `order` to its end and returns its final status. The caller races it
 /// against the instance timeout and shutdown by cancelling `ctx.cancel`.
 pub(super) async fn run<R: Runtime + 'static>(ctx: &JobContext<R>, order: &JobOrder) -> JobResult {
-    let total = u32::try_from(order.targets.len()).unwrap_or(u32::MAX);
+    // A restore brings back one target, whatever else the instance has.
+    let total = match order.kind {
+        JobKind::Backup => u32::try_from(order.targets.len()).unwrap_or(u32::MAX),
+        JobKind::Restore => 1,
+    };
     if let Err(e) = ctx
         .store
         .set_job_targets(ctx.job, total, 0, clock::now())
@@ -46,12 +50,17 @@ pub(super) async fn run<R: Runtime + 'static>(ctx: &JobContext<R>, order: &JobOr
     }
     let outcomes = match order.kind {
         JobKind::Backup => backup::run(ctx, &order.targets).await,
+        JobKind::Restore => restore::run(ctx, order).await,
     };
-    summarise(total, &outcomes)
+    summarise(order.kind, total, &outcomes)
 }
 
 /// Turns per-target outcomes (and, for custom images, the container's) into the job result.
-fn summarise(total: u32, outcomes: &Result<Vec<TargetOutcome>, String>) -> JobResult {
+fn summarise(
+    kind: JobKind,
+    total: u32,
+    outcomes: &Result<Vec<TargetOutcome>, String>,
+) -> JobResult {
     let outcomes = match outcomes {
         Ok(outcomes) => outcomes,
         Err(message) => {
@@ -71,10 +80,16 @@ fn summarise(total: u32, outcomes: &Result<Vec<TargetOutcome>, String>) -> JobRe
     )
     .unwrap_or(u32::MAX);
     let failed = total - successful.min(total);
-    let (status, message) = match (successful, failed) {
-        (_, 0) => (JobStatus::Success, format!("all {total} targets backed up")),
-        (0, _) => (JobStatus::Failed, format!("all {total} targets failed")),
-        _ => (
+    let (status, message) = match (kind, successful, failed) {
+        // A restore has one target: its own words say how it went.
+        (JobKind::Restore, _, _) => match outcomes.first() {
+            Some(TargetOutcome::Done(done)) => (JobStatus::Success, done.summary.clone()),
+            Some(TargetOutcome::Failed(reason)) => (JobStatus::Failed, reason.clone()),
+            None => (JobStatus::Failed, "the restore did not run".to_owned()),
+        },
+        (JobKind::Backup, _, 0) => (JobStatus::Success, format!("all {total} targets backed up")),
+        (JobKind::Backup, 0, _) => (JobStatus::Failed, format!("all {total} targets failed")),
+        (JobKind::Backup, _, _) => (
             JobStatus::PartialSuccess,
             format!("{failed} of {total} targets failed"),
         ),
@@ -97,17 +112,20 @@ mod tests {
         let done = TargetOutcome::Done(Done::default());
         let failed = TargetOutcome::Failed("no".into());
         assert_eq!(
-            summarise(2, &Ok(vec![done.clone(), done.clone()])).status,
+            summarise(JobKind::Backup, 2, &Ok(vec![done.clone(), done.clone()])).status,
             JobStatus::Success
         );
-        let partial = summarise(2, &Ok(vec![done, failed.clone()]));
+        let partial = summarise(JobKind::Backup, 2, &Ok(vec![done, failed.clone()]));
         assert_eq!(
             (partial.status, partial.successful, partial.message.as_str()),
             (JobStatus::PartialSuccess, 1, "1 of 2 targets failed")
         );
-        assert_eq!(summarise(1, &Ok(vec![failed])).status, JobStatus::Failed);
         assert_eq!(
-            summarise(3, &Err("repository broken".into())).message,
+            summarise(JobKind::Backup, 1, &Ok(vec![failed])).status,
+            JobStatus::Failed
+        );
+        assert_eq!(
+            summarise(JobKind::Backup, 3, &Err("repository broken".into())).message,
             "repository broken"
         );
     }

@@ -25,6 +25,15 @@ pub enum UndoAction {
     },
     /// Remove a staging directory Marina created.
     RemoveDir(PathBuf),
+    /// Remove a volume a restore created, which the restore did not finish filling.
+    RemoveVolume(String),
+    /// Remove a database container a restore created, which the restore did not finish.
+    RemoveContainer {
+        /// Its id.
+        id: String,
+        /// Its name, for logs.
+        name: String,
+    },
 }
 
 impl UndoAction {
@@ -38,6 +47,10 @@ impl UndoAction {
                 path.display().to_string(),
                 String::new(),
             ),
+            Self::RemoveVolume(name) => (JournalKind::RestoreVolume, name.clone(), String::new()),
+            Self::RemoveContainer { id, name } => {
+                (JournalKind::RestoreContainer, id.clone(), name.clone())
+            }
         }
     }
 }
@@ -124,6 +137,26 @@ pub async fn perform<R: Runtime>(runtime: &R, action: &UndoAction) -> bool {
             Ok(()) => true,
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "Could not remove the staging directory; remove it by hand.");
+                false
+            }
+        },
+        UndoAction::RemoveVolume(name) => match runtime.remove_volume(name).await {
+            Ok(()) => {
+                info!(volume = %name, "Removed the volume of the restore that did not finish.");
+                true
+            }
+            Err(e) => {
+                error!(volume = %name, error = %e, "Could not remove the volume of a restore that did not finish; it holds a partial restore. Remove it by hand (docker volume rm).");
+                false
+            }
+        },
+        UndoAction::RemoveContainer { id, name } => match runtime.remove_container(id).await {
+            Ok(()) => {
+                info!(container = %name, "Removed the container of the restore that did not finish.");
+                true
+            }
+            Err(e) => {
+                error!(container = %name, error = %e, "Could not remove the container of a restore that did not finish; remove it by hand (docker rm -f).");
                 false
             }
         },

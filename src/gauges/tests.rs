@@ -70,6 +70,7 @@ fn snapshot(instances: &[String], succeeded: &[&str]) -> Snapshot {
         state.apply(
             Message::JobFinished {
                 instance: InstanceId::parse(id).unwrap(),
+                kind: crate::model::JobKind::Backup,
                 succeeded: true,
             },
             now,
@@ -135,6 +136,7 @@ fn populated() -> (Metrics, Snapshot) {
         duration: Duration::from_micros(180),
     });
     metrics.emit(JobFinished {
+        kind: crate::model::JobKind::Backup,
         instance: &nightly,
         status: JobStatus::Success,
         duration: Duration::from_secs(42),
@@ -210,12 +212,13 @@ fn every_spec_metric_is_registered_with_its_documented_labels() {
         ),
         ("marina_backup_bytes_added_total", &["instance"][..]),
         ("marina_staged_bytes_total", &["instance"][..]),
+        ("marina_restores_total", &["instance", "status"][..]),
     ]);
     let sets = label_sets(&metrics);
     assert_eq!(
         sets.keys().map(String::as_str).collect::<Vec<_>>(),
         expected.keys().copied().collect::<Vec<_>>(),
-        "exactly the metrics of SPEC §7, plus the schedule interval the alert rules need"
+        "exactly the metrics of SPEC §7, plus the schedule interval the alert rules need and the restore count"
     );
     for (name, labels) in expected {
         let labels: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
@@ -347,6 +350,7 @@ fn series_of_instances_and_targets_that_leave_the_config_are_removed() {
     let (metrics, _) = populated();
     let hourly = InstanceId::parse("hourly").unwrap();
     metrics.emit(JobFinished {
+        kind: crate::model::JobKind::Backup,
         instance: &hourly,
         status: JobStatus::Failed,
         duration: Duration::from_secs(3),
@@ -374,6 +378,7 @@ fn series_of_instances_and_targets_that_leave_the_config_are_removed() {
 
     // A job of a removed instance that ends afterwards is swept by the next snapshot.
     metrics.emit(JobFinished {
+        kind: crate::model::JobKind::Backup,
         instance: &hourly,
         status: JobStatus::Success,
         duration: Duration::from_secs(3),

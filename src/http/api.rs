@@ -23,19 +23,35 @@ use crate::reconcile::graph::{InvalidLabels, TargetSource, UnassignedTarget};
 use crate::reconcile::snapshot::{ConfigView, InstanceView};
 use crate::reconcile::status::Condition;
 
-/// An error answer: `{"error": "..."}` with its status.
-pub struct ApiError(StatusCode, String);
+/// An error answer: `{"error": "..."}` with its status, and what else explains it.
+pub struct ApiError(StatusCode, String, Option<serde_json::Value>);
 
 impl ApiError {
     /// An error with `status` and a message for the operator.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self(status, message.into())
+        Self(status, message.into(), None)
+    }
+
+    /// An error whose answer carries the fields of `details` besides `error` (a refused
+    /// restore's plan, say).
+    pub fn with_details(
+        status: StatusCode,
+        message: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self(status, message.into(), Some(details))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut body = json!({ "error": self.1 });
+        if let (Some(serde_json::Value::Object(details)), Some(fields)) =
+            (self.2, body.as_object_mut())
+        {
+            fields.extend(details);
+        }
+        (self.0, Json(body)).into_response()
     }
 }
 
@@ -217,7 +233,7 @@ pub async fn instance(
         .cloned()
         .map(Json)
         .ok_or_else(|| {
-            ApiError(
+            ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("no instance `{id}` is configured on this node"),
             )
@@ -307,5 +323,5 @@ pub async fn config(State(state): State<AppState>) -> Json<ConfigView> {
 
 /// Unknown paths.
 pub async fn not_found() -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, "no such endpoint".into())
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
 }

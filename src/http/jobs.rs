@@ -14,7 +14,7 @@ use tracing::warn;
 use super::api::{ApiError, ApiPath, ApiQuery};
 use super::{AppState, peers};
 use crate::clock;
-use crate::model::InstanceId;
+use crate::model::{InstanceId, JobKind, RestoreRequest};
 use crate::reconcile::queue::Trigger;
 use crate::reconcile::{Command, Message, Reply, TriggerAnswer};
 use crate::store::{
@@ -50,6 +50,9 @@ pub struct JobEntry {
     updated_at: DateTime<Utc>,
     trigger: Trigger,
     message: Option<String>,
+    kind: JobKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restore: Option<RestoreRequest>,
 }
 
 impl From<JobRecord> for JobEntry {
@@ -69,6 +72,8 @@ impl From<JobRecord> for JobEntry {
             updated_at: job.updated_at,
             trigger: job.trigger,
             message: job.message,
+            kind: job.kind,
+            restore: job.restore,
         }
     }
 }
@@ -132,7 +137,7 @@ impl ListQuery {
     }
 }
 
-fn store_error(e: &StoreError) -> ApiError {
+pub(super) fn store_error(e: &StoreError) -> ApiError {
     warn!(error = %e, "A job store query failed.");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -443,13 +448,13 @@ async fn run_now(
     })
 }
 
-fn not_configured(id: &str) -> ApiError {
+pub(super) fn not_configured(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!("no instance `{id}` is configured on this node"),
     )
 }
 
-fn shutting_down() -> ApiError {
+pub(super) fn shutting_down() -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Marina is shutting down")
 }

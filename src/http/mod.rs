@@ -7,6 +7,7 @@ mod dashboard;
 mod jobs;
 mod metrics;
 pub mod peers;
+mod restore;
 
 use std::sync::Arc;
 
@@ -61,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/targets", get(api::targets))
         .route("/api/config", get(api::config))
         .route("/api/instances/{id}/backup", post(jobs::trigger))
+        .route("/api/instances/{id}/snapshots", get(restore::snapshots))
+        .route("/api/instances/{id}/restore", post(restore::restore))
         .route("/api/status/{id}", get(jobs::status))
         .route("/api/jobs", get(jobs::jobs))
         .route("/api/logs/job", get(jobs::instance_logs))

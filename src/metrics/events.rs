@@ -14,7 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Metrics;
 use crate::config::Diagnostic;
-use crate::model::{InstanceId, JobStatus, TargetId};
+use crate::model::{InstanceId, JobKind, JobStatus, TargetId};
 
 /// Something that happened, to be logged and counted by [`Metrics::emit`].
 pub trait Event {
@@ -134,6 +134,8 @@ impl Event for Reconciled {
 pub struct JobFinished<'a> {
     /// Whose job.
     pub instance: &'a InstanceId,
+    /// What it did: backups and restores are counted apart.
+    pub kind: JobKind,
     /// How it ended.
     pub status: JobStatus,
     /// From start to end.
@@ -148,6 +150,20 @@ impl Event for JobFinished<'_> {
         let millis = u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX);
         let duration = humantime::format_duration(Duration::from_millis(millis));
         let message = self.message;
+        let instance = self.instance.as_str();
+        if self.kind == JobKind::Restore {
+            if self.status == JobStatus::Success {
+                info!(target: "marina::executor", message = %message, duration = %duration, "Restore finished: success.");
+            } else {
+                error!(target: "marina::executor", message = %message, status = %self.status, duration = %duration, "Restore did not succeed.");
+            }
+            metrics
+                .inner
+                .restores
+                .with_label_values(&[instance, self.status.as_str()])
+                .inc();
+            return;
+        }
         match self.status {
             JobStatus::Success => {
                 info!(target: "marina::executor", message = %message, duration = %duration, "Backup finished: success.");
@@ -159,7 +175,6 @@ impl Event for JobFinished<'_> {
                 error!(target: "marina::executor", message = %message, status = %status, duration = %duration, "Backup did not succeed.");
             }
         }
-        let instance = self.instance.as_str();
         metrics
             .inner
             .jobs

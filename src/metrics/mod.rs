@@ -114,6 +114,8 @@ struct Inner {
     jobs: IntCounterVec,
     /// How long jobs that ran took, by `instance`.
     job_duration: HistogramVec,
+    /// Restore jobs that ran, by `instance` and final `status`.
+    restores: IntCounterVec,
     /// Jobs running now (from snapshots).
     jobs_running: IntGauge,
     /// Jobs waiting in the queue (from snapshots).
@@ -183,13 +185,17 @@ const JOB_DURATION: Spec = Spec {
     name: "marina_job_duration_seconds",
     help: "Time backup jobs took from start to end, by instance.",
 };
+const RESTORES: Spec = Spec {
+    name: "marina_restores_total",
+    help: "Restore jobs that ran, by instance and final status (success, failed, aborted, timed_out).",
+};
 const JOBS_RUNNING: Spec = Spec {
     name: "marina_jobs_running",
-    help: "Backup jobs running now.",
+    help: "Jobs (backups and restores) running now.",
 };
 const JOBS_QUEUED: Spec = Spec {
     name: "marina_jobs_queued",
-    help: "Backup jobs due and waiting for a free slot (maxConcurrentJobs) or for the instance's running job.",
+    help: "Jobs (backups and restores) due and waiting for a free slot (maxConcurrentJobs) or for the instance's running job.",
 };
 const INSTANCE_LAST_SUCCESS: Spec = Spec {
     name: "marina_instance_last_success_timestamp_seconds",
@@ -290,6 +296,7 @@ impl Metrics {
             unprotected_volumes: UNPROTECTED_VOLUMES.gauge(r)?,
             jobs: JOBS.counter_vec(r, &["instance", "status"])?,
             job_duration: JOB_DURATION.histogram_vec(r, &JOB_BUCKETS, &["instance"])?,
+            restores: RESTORES.counter_vec(r, &["instance", "status"])?,
             jobs_running: JOBS_RUNNING.gauge(r)?,
             jobs_queued: JOBS_QUEUED.gauge(r)?,
             instance_last_success: INSTANCE_LAST_SUCCESS.gauge_vec(r, &["instance"])?,

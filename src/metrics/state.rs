@@ -83,6 +83,7 @@ impl Metrics {
             );
             for status in FINAL_STATUSES {
                 m.jobs.with_label_values(&[id, status.as_str()]);
+                m.restores.with_label_values(&[id, status.as_str()]);
             }
             m.job_duration.with_label_values(&[id]);
             m.backup_bytes_added.with_label_values(&[id]);
@@ -99,6 +100,7 @@ impl Metrics {
         retain(&m.instance_interval, configured);
         retain(&m.instance_last_success, configured);
         retain(&m.jobs, configured);
+        retain(&m.restores, configured);
         retain(&m.job_duration, configured);
         retain(&m.backup_bytes_added, configured);
         retain(&m.staged_bytes, configured);

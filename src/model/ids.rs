@@ -1,6 +1,6 @@
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a name was rejected; the message completes "`<value>` …".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +87,13 @@ impl DockerName {
     }
 }
 
+impl<'de> Deserialize<'de> for DockerName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for DockerName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -109,6 +116,45 @@ impl fmt::Display for TargetId {
             Self::Volume(name) => write!(f, "volume:{name}"),
             Self::Db(name) => write!(f, "db:{name}"),
         }
+    }
+}
+
+impl TargetId {
+    /// Reads the form [`Display`](fmt::Display) writes: `volume:<name>` or `db:<name>`.
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        let invalid = || IdError::Invalid {
+            value: text.to_owned(),
+            rule: "a target is `volume:<volume name>` or `db:<container name>`, as `marina plan` lists them",
+        };
+        match text.split_once(':') {
+            Some(("volume", name)) => DockerName::parse(name).map(Self::Volume),
+            Some(("db", name)) => DockerName::parse(name).map(Self::Db),
+            _ if text.is_empty() => Err(IdError::Empty),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// The volume or container name.
+    #[must_use]
+    pub fn name(&self) -> &DockerName {
+        match self {
+            Self::Volume(name) | Self::Db(name) => name,
+        }
+    }
+}
+
+impl std::str::FromStr for TargetId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -140,5 +186,15 @@ mod tests {
             "volume:app-data"
         );
         assert_eq!(TargetId::Db(name).to_string(), "db:app-data");
+    }
+
+    #[test]
+    fn target_ids_read_back_what_they_write() {
+        for text in ["volume:app-data", "db:pg-1"] {
+            assert_eq!(TargetId::parse(text).unwrap().to_string(), text);
+        }
+        for bad in ["", "app-data", "file:x", "volume:", "db:-x", "volume:a/b"] {
+            assert!(TargetId::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -139,25 +139,27 @@ impl FromStr for JobStatus {
 }
 
 /// The kind of work a job does. Every kind runs through the executor's shared job runner
-/// (status, journal and undo-work, log, cancellation); only its body differs. Today Marina
-/// only backs up; restore, verify (restore drills) and repository maintenance are to follow,
-/// each as a kind of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// (status, journal and undo-work, log, cancellation); only its body differs. Verify (restore
+/// drills) and repository maintenance are to follow, each as a kind of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// Copies the instance's targets into its backend (SPEC §3).
     Backup,
+    /// Brings one target's data back from a snapshot, beside the original or in its place.
+    Restore,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 1] = [Self::Backup];
+    pub const ALL: [Self; 2] = [Self::Backup, Self::Restore];
 
     /// Its word, as shown.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Backup => "backup",
+            Self::Restore => "restore",
         }
     }
 }
@@ -212,11 +214,12 @@ mod tests {
             serde_json::to_string(&JobKind::Backup).unwrap(),
             r#""backup""#
         );
+        assert_eq!(JobKind::Restore.as_str(), "restore");
         assert_eq!(
-            "restore".parse::<JobKind>(),
+            "verify".parse::<JobKind>(),
             Err(UnknownWord {
                 what: "job kind",
-                value: "restore".into()
+                value: "verify".into()
             })
         );
     }

@@ -7,6 +7,7 @@ pub mod labels;
 #[cfg(test)]
 mod labels_props;
 mod observed;
+mod restore;
 mod retention;
 mod schedule;
 mod secret;
@@ -16,6 +17,10 @@ pub use ids::{DockerName, IdError, InstanceId, TargetId};
 pub use job::{History, JobId, JobKind, JobStatus, Trigger, UnknownWord};
 pub use observed::{
     ContainerInfo, ContainerState, Inventory, InventoryChange, VolumeInfo, VolumeMount,
+};
+pub use restore::{
+    PRE_RESTORE_TAG, Refusal, RefusalKind, RestoreAnswer, RestorePlan, RestorePoint,
+    RestoreQuestion, RestoreRequest, RestoreStep, SnapshotChoice,
 };
 pub use retention::{Retention, RetentionError};
 pub use schedule::{Schedule, ScheduleError};

@@ -12,14 +12,14 @@ use tracing::{debug, info, warn};
 
 use super::decide::reconcile;
 use super::graph::Target;
-use super::message::Message;
+use super::message::{AskReply, Command, Message};
 use super::queue::Queued;
 use super::snapshot::Snapshot;
 use super::state::{Decision, NextRun, State};
 use crate::clock::Clock;
 use crate::config::{Config, Instance};
 use crate::metrics::{Metrics, Reconciled};
-use crate::model::{JobId, JobKind};
+use crate::model::{InstanceId, JobId, JobKind, Refusal, RefusalKind, RestoreQuestion};
 
 /// At most this many messages are applied before the state is reconciled and published, so
 /// a burst (a relist of thousands of volumes, say) cannot starve readers.
@@ -46,8 +46,24 @@ pub struct JobOrder {
     pub config: Arc<Config>,
 }
 
+/// A question about an instance's restore points, for the executor to answer: the instance
+/// as configured now and its targets as observed now.
+#[derive(Debug)]
+pub struct AskOrder {
+    /// The instance's settings.
+    pub instance: Instance,
+    /// Its targets with their observed status.
+    pub targets: Vec<Target>,
+    /// The config in force, for global settings.
+    pub config: Arc<Config>,
+    /// The question.
+    pub question: RestoreQuestion,
+    /// Where the answer goes.
+    pub reply: AskReply,
+}
+
 /// What the controller asks of the executor.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Order {
     /// Run this job.
     Run(Box<JobOrder>),
@@ -59,6 +75,8 @@ pub enum Order {
         /// Why it does not run.
         reason: &'static str,
     },
+    /// Answer a question about restore points (snapshots, a restore's plan).
+    Ask(Box<AskOrder>),
     /// Look for the dump tools in a database container whose kind nothing else tells, and
     /// report what they tell as [`Message::DbProbed`].
     Probe {
@@ -79,6 +97,8 @@ pub struct Controller {
     clock: Clock,
     /// Times each reconcile pass; the state-derived gauges come from the snapshots.
     metrics: Metrics,
+    /// Questions taken in since the last pass, answered after the graph is rebuilt.
+    questions: Vec<(InstanceId, RestoreQuestion, AskReply)>,
 }
 
 impl Controller {
@@ -100,6 +120,7 @@ impl Controller {
             executor,
             clock,
             metrics,
+            questions: Vec::new(),
         };
         (controller, receiver)
     }
@@ -149,11 +170,72 @@ impl Controller {
     /// Applies `first` and whatever else is already waiting, up to [`BATCH`].
     fn take_batch(&mut self, first: Message) {
         let now = self.clock.now();
-        self.state.apply(first, now);
+        self.take(first, now);
         for _ in 1..BATCH {
             match self.inbox.try_recv() {
-                Ok(message) => self.state.apply(message, now),
+                Ok(message) => self.take(message, now),
                 Err(_) => break,
+            }
+        }
+    }
+
+    /// Applies a message to the state; a question is kept for the next pass instead.
+    fn take(&mut self, message: Message, now: chrono::DateTime<chrono::Utc>) {
+        match message {
+            Message::Command(Command::Ask {
+                instance,
+                question,
+                reply,
+            }) => self.questions.push((instance, question, reply)),
+            message => self.state.apply(message, now),
+        }
+    }
+
+    /// Hands each question to the executor with the instance it is about, or refuses it.
+    fn ask(&mut self) {
+        for (id, question, reply) in std::mem::take(&mut self.questions) {
+            let (Some(executor), Some(config)) = (&self.executor, self.state.config.clone()) else {
+                reply.send(Err(Refusal::new(
+                    RefusalKind::Unavailable,
+                    "Marina has not read its config yet; try again in a moment",
+                )));
+                continue;
+            };
+            if !self.state.is_ready() {
+                reply.send(Err(Refusal::new(
+                    RefusalKind::Unavailable,
+                    "Marina has not listed Docker yet; try again in a moment",
+                )));
+                continue;
+            }
+            let Some(instance) = self.state.instance(&id).cloned() else {
+                reply.send(Err(Refusal::new(
+                    RefusalKind::NotFound,
+                    format!("no instance `{id}` is configured"),
+                )));
+                continue;
+            };
+            let targets = self
+                .state
+                .graph
+                .targets
+                .get(&id)
+                .cloned()
+                .unwrap_or_default();
+            let order = AskOrder {
+                instance,
+                targets,
+                config,
+                question,
+                reply,
+            };
+            if let Err(mpsc::error::SendError(Order::Ask(order))) =
+                executor.send(Order::Ask(Box::new(order)))
+            {
+                order.reply.send(Err(Refusal::new(
+                    RefusalKind::Unavailable,
+                    "Marina is shutting down",
+                )));
             }
         }
     }
@@ -181,6 +263,7 @@ impl Controller {
         // A probe asked for shows as pending in the snapshot below.
         self.state.refresh_graph();
         self.order_probes(probes);
+        self.ask();
         self.start_jobs();
         let snapshot = Arc::new(Snapshot::build(&self.state, now));
         self.snapshots.send_replace(snapshot);
@@ -233,9 +316,9 @@ impl Controller {
                 .get(&id)
                 .cloned()
                 .unwrap_or_default();
-            info!(instance = %id, trigger = ?job.trigger, due = %job.due, "Starting backup job.");
+            info!(instance = %id, kind = %job.kind, trigger = ?job.trigger, due = %job.due, "Starting {} job.", job.kind);
             let order = JobOrder {
-                kind: JobKind::Backup,
+                kind: job.kind,
                 instance,
                 targets,
                 job,

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Diagnostic};
-use crate::model::{InstanceId, InventoryChange, JobId, ProbeResult};
+use crate::model::{
+    InstanceId, InventoryChange, JobId, JobKind, ProbeResult, Refusal, RestoreAnswer,
+    RestoreQuestion,
+};
 
 /// One thing that happened. Not `Clone`: a command may carry the one reply channel its
 /// caller waits on.
@@ -33,7 +36,9 @@ pub enum Message {
     JobFinished {
         /// Whose job.
         instance: InstanceId,
-        /// Whether it backed up everything (`success`).
+        /// What it did; only backups count in the instance's history.
+        kind: JobKind,
+        /// Whether it did everything (`success`).
         succeeded: bool,
     },
     /// The executor looked for the dump tools in a database container (an
@@ -60,16 +65,36 @@ pub enum Command {
         /// Where the decision goes; `None` when nobody waits for it.
         reply: Option<Reply>,
     },
+    /// Run this restore job: its record (kind `restore`) holds the request. It waits while
+    /// a job of the instance runs, so a target is never backed up and restored at once.
+    Restore {
+        /// Which instance.
+        instance: InstanceId,
+        /// The record the API created. Accepted, the run takes it over.
+        job: JobId,
+        /// Where the decision goes.
+        reply: Reply,
+    },
+    /// Answer a question that needs the instance's repository or Docker (its snapshots, a
+    /// restore's plan). The reconciler checks the instance and hands it to the executor.
+    Ask {
+        /// Which instance.
+        instance: InstanceId,
+        /// The question.
+        question: RestoreQuestion,
+        /// Where the answer goes.
+        reply: AskReply,
+    },
 }
 
-/// The reconciler's answer to [`Command::Trigger`].
+/// The reconciler's answer to [`Command::Trigger`] and [`Command::Restore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TriggerAnswer {
     /// Queued; the job record (if any) now belongs to the run.
     Accepted,
     /// A job of the instance is running.
     Running,
-    /// A run of the instance already waits in the queue.
+    /// A run of the instance (of the same kind) already waits in the queue.
     Queued,
     /// No instance of that id is configured.
     NotConfigured,
@@ -83,5 +108,21 @@ pub struct Reply(pub oneshot::Sender<TriggerAnswer>);
 impl fmt::Debug for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Reply")
+    }
+}
+
+/// The channel a [`Command::Ask`] is answered on.
+pub struct AskReply(pub oneshot::Sender<Result<RestoreAnswer, Refusal>>);
+
+impl AskReply {
+    /// Answers; a caller that stopped waiting is no one's problem.
+    pub fn send(self, answer: Result<RestoreAnswer, Refusal>) {
+        let _ = self.0.send(answer);
+    }
+}
+
+impl fmt::Debug for AskReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AskReply")
     }
 }

@@ -21,8 +21,8 @@ pub mod status;
 #[cfg(test)]
 mod scenarios;
 
-pub use controller::{Controller, JobOrder, Order};
+pub use controller::{AskOrder, Controller, JobOrder, Order};
 pub use decide::reconcile;
-pub use message::{Command, Message, Reply, TriggerAnswer};
+pub use message::{AskReply, Command, Message, Reply, TriggerAnswer};
 pub use snapshot::Snapshot;
 pub use state::State;

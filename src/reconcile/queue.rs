@@ -1,6 +1,7 @@
-//! The work queue: due instances wait here until the executor may take them. It dedupes
-//! (an instance is queued at most once, at its earliest due time), never hands out an
-//! instance that is already running, and never lets more than `maxConcurrentJobs` run.
+//! The work queue: due jobs wait here until the executor may take them. It dedupes (an
+//! instance has at most one waiting job of each kind; a backup is queued at its earliest due
+//! time), never hands out an instance that is already running — so a backup and a restore of
+//! one instance never run at once — and never lets more than `maxConcurrentJobs` run.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,12 +9,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use crate::model::Trigger;
-use crate::model::{InstanceId, JobId};
+use crate::model::{InstanceId, JobId, JobKind};
 
 /// A queued job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Queued {
+    /// What the job does.
+    pub kind: JobKind,
     /// When it became due; the earliest wins when queued twice.
     pub due: DateTime<Utc>,
     /// Why it was queued.
@@ -24,10 +27,11 @@ pub struct Queued {
 }
 
 impl Queued {
-    /// A job due at `due` for `trigger`, without a job record yet.
+    /// A backup due at `due` for `trigger`, without a job record yet.
     #[must_use]
     pub fn new(due: DateTime<Utc>, trigger: Trigger) -> Self {
         Self {
+            kind: JobKind::Backup,
             due,
             trigger,
             job: None,
@@ -40,8 +44,9 @@ impl Queued {
 pub struct WorkQueue {
     /// Jobs allowed to run at once (`maxConcurrentJobs`).
     limit: usize,
-    /// Waiting instances. An instance may wait while it runs: it starts again after.
-    waiting: BTreeMap<InstanceId, Queued>,
+    /// Waiting jobs, one per instance and kind. An instance may wait while it runs: it
+    /// starts again after.
+    waiting: BTreeMap<(InstanceId, JobKind), Queued>,
     /// Instances whose job is running.
     running: BTreeSet<InstanceId>,
 }
@@ -62,13 +67,13 @@ impl WorkQueue {
         self.limit = limit.max(1);
     }
 
-    /// Queues `instance`; if it already waits, the two become one run: the earlier due time
-    /// (and its trigger) wins, and a job record either of them had is kept. When both had a
-    /// record, the later one's record has no run left and is returned, for the caller to
-    /// close.
+    /// Queues a job of `instance`; if one of its kind already waits, the two become one
+    /// run: the earlier due time (and its trigger) wins, and a job record either of them had
+    /// is kept. When both had a record, the later one's record has no run left and is
+    /// returned, for the caller to close.
     pub fn push(&mut self, instance: InstanceId, job: Queued) -> Option<JobId> {
-        let Some(existing) = self.waiting.get_mut(&instance) else {
-            self.waiting.insert(instance, job);
+        let Some(existing) = self.waiting.get_mut(&(instance.clone(), job.kind)) else {
+            self.waiting.insert((instance, job.kind), job);
             return None;
         };
         let (kept, other) = if job.due < existing.due {
@@ -87,10 +92,13 @@ impl WorkQueue {
         orphan
     }
 
-    /// Forgets a waiting job (its instance was removed from the config) and returns it. A
-    /// running job is left to finish.
-    pub fn forget(&mut self, instance: &InstanceId) -> Option<Queued> {
-        self.waiting.remove(instance)
+    /// Forgets the waiting jobs of `instance` (it was removed from the config) and returns
+    /// them. A running job is left to finish.
+    pub fn forget(&mut self, instance: &InstanceId) -> Vec<Queued> {
+        JobKind::ALL
+            .iter()
+            .filter_map(|kind| self.waiting.remove(&(instance.clone(), *kind)))
+            .collect()
     }
 
     /// Takes the waiting job that is due first among instances not running, if the limit
@@ -99,13 +107,14 @@ impl WorkQueue {
         if self.running.len() >= self.limit {
             return None;
         }
-        let (instance, _) = self
+        let (key, _) = self
             .waiting
             .iter()
-            .filter(|(id, _)| !self.running.contains(*id))
-            .min_by_key(|(id, job)| (job.due, (*id).clone()))?;
-        let instance = instance.clone();
-        let job = self.waiting.remove(&instance)?;
+            .filter(|((id, _), _)| !self.running.contains(id))
+            .min_by_key(|(key, job)| (job.due, (*key).clone()))?;
+        let key = key.clone();
+        let job = self.waiting.remove(&key)?;
+        let (instance, _) = key;
         self.running.insert(instance.clone());
         Some((instance, job))
     }
@@ -129,10 +138,16 @@ impl WorkQueue {
         self.running.contains(instance)
     }
 
-    /// The waiting job of `instance`, if any.
+    /// The waiting backup of `instance`, if any.
     #[must_use]
     pub fn waiting(&self, instance: &InstanceId) -> Option<&Queued> {
-        self.waiting.get(instance)
+        self.waiting_of(instance, JobKind::Backup)
+    }
+
+    /// The waiting job of `kind` of `instance`, if any.
+    #[must_use]
+    pub fn waiting_of(&self, instance: &InstanceId, kind: JobKind) -> Option<&Queued> {
+        self.waiting.get(&(instance.clone(), kind))
     }
 
     /// How many jobs wait.
@@ -212,6 +227,25 @@ mod tests {
         assert_eq!(queue.next_to_start(), None, "a is still running");
         queue.finished(&id("a"));
         assert_eq!(queue.next_to_start(), Some((id("a"), at(2))));
+    }
+
+    #[test]
+    fn a_restore_waits_beside_a_backup_and_never_runs_with_one() {
+        let mut queue = WorkQueue::new(5);
+        let restore = Queued {
+            kind: JobKind::Restore,
+            ..manual(2, 7)
+        };
+        queue.push(id("a"), at(1));
+        assert_eq!(queue.push(id("a"), restore), None, "two kinds, two jobs");
+        assert_eq!(queue.waiting_of(&id("a"), JobKind::Restore), Some(&restore));
+        assert_eq!(queue.next_to_start(), Some((id("a"), at(1))));
+        assert_eq!(queue.next_to_start(), None, "the backup of a runs");
+        queue.finished(&id("a"));
+        assert_eq!(queue.next_to_start(), Some((id("a"), restore)));
+        queue.push(id("a"), at(3));
+        assert_eq!(queue.next_to_start(), None, "the restore of a runs");
+        assert_eq!(queue.forget(&id("a")), vec![at(3)]);
     }
 
     #[test]
@@ -343,6 +377,7 @@ mod tests {
                 match op {
                     Op::Push { who, due, trigger, record } => {
                         let job = Queued {
+                            kind: JobKind::Backup,
                             due: at(due).due,
                             trigger,
                             job: record.then(|| {
@@ -371,8 +406,10 @@ mod tests {
                     }
                     Op::Forget(who) => {
                         let real = queue.forget(&id(NAMES[who]));
-                        prop_assert_eq!(real, model.waiting.remove(NAMES[who]));
-                        give_back(&mut outstanding, real.and_then(|job| job.job))?;
+                        prop_assert_eq!(real.clone(), model.waiting.remove(NAMES[who]).into_iter().collect::<Vec<_>>());
+                        for job in real {
+                            give_back(&mut outstanding, job.job)?;
+                        }
                     }
                     Op::SetLimit(new_limit) => {
                         queue.set_limit(new_limit);

@@ -11,7 +11,7 @@ use super::message::{Command, Message, Reply, TriggerAnswer};
 use super::queue::{Queued, Trigger, WorkQueue};
 use crate::config::{Config, Diagnostic, Instance};
 use crate::model::{
-    InstanceId, Inventory, InventoryChange, JobId, ProbeResult, TargetId, ToolProbe,
+    InstanceId, Inventory, InventoryChange, JobId, JobKind, ProbeResult, TargetId, ToolProbe,
 };
 
 /// An instance's next run, as far as the reconciler has worked it out.
@@ -183,11 +183,34 @@ impl State {
                 job,
                 reply,
             }) => self.apply_trigger(instance, job, reply, now),
+            Message::Command(Command::Restore {
+                instance,
+                job,
+                reply: Reply(reply),
+            }) => {
+                let answer = self.restore(instance, job, now);
+                if reply.send(answer).is_err() && answer != TriggerAnswer::Accepted {
+                    self.orphaned_jobs
+                        .push((job, "the restore request was refused"));
+                }
+            }
+            Message::Command(Command::Ask { reply, .. }) => {
+                // The controller answers questions itself; one reaching the state has no
+                // executor to go to.
+                reply.send(Err(crate::model::Refusal::new(
+                    crate::model::RefusalKind::Unavailable,
+                    "Marina is not running jobs; try again when it is ready",
+                )));
+            }
             Message::JobFinished {
                 instance,
+                kind,
                 succeeded,
             } => {
                 self.queue.finished(&instance);
+                if kind != JobKind::Backup {
+                    return;
+                }
                 let history = self.history.entry(instance).or_default();
                 history.last_finished = Some((now, succeeded));
                 if succeeded {
@@ -243,6 +266,35 @@ impl State {
         if answer == TriggerAnswer::Accepted {
             let queued = Queued {
                 job,
+                ..Queued::new(now, Trigger::Manual)
+            };
+            self.enqueue(instance, queued);
+        }
+        answer
+    }
+
+    /// Decides a restore request: it waits behind a running job of the instance, but only
+    /// one restore of an instance waits at a time.
+    #[must_use]
+    pub fn restore(
+        &mut self,
+        instance: InstanceId,
+        job: JobId,
+        now: DateTime<Utc>,
+    ) -> TriggerAnswer {
+        let answer = if !self.instances.contains_key(&instance) {
+            TriggerAnswer::NotConfigured
+        } else if !self.is_ready() {
+            TriggerAnswer::NotReady
+        } else if self.queue.waiting_of(&instance, JobKind::Restore).is_some() {
+            TriggerAnswer::Queued
+        } else {
+            TriggerAnswer::Accepted
+        };
+        if answer == TriggerAnswer::Accepted {
+            let queued = Queued {
+                kind: JobKind::Restore,
+                job: Some(job),
                 ..Queued::new(now, Trigger::Manual)
             };
             self.enqueue(instance, queued);
@@ -324,7 +376,7 @@ impl State {
             instances.insert(instance.id.clone(), runtime);
         }
         for removed in self.instances.keys() {
-            if let Some(job) = self.queue.forget(removed).and_then(|q| q.job) {
+            for job in self.queue.forget(removed).into_iter().filter_map(|q| q.job) {
                 self.orphaned_jobs
                     .push((job, "the instance was removed from the config"));
             }

@@ -64,7 +64,7 @@ pub use error::{Result, StoreError};
 pub use layer::LogLayer;
 pub use types::{
     JobFilter, JobId, JobRecord, JobStatus, JournalEntry, JournalId, JournalKind, LogId, LogLevel,
-    LogLine, LogRecord, UnknownWord,
+    LogLine, LogRecord, NewJob, UnknownWord,
 };
 
 use error::Failure;
@@ -232,11 +232,24 @@ impl Store {
         trigger: Trigger,
         now: DateTime<Utc>,
     ) -> Result<JobRecord> {
+        self.record_job(instance, node, NewJob::Backup(trigger), now)
+            .await
+    }
+
+    /// Records a new job of any kind in status `scheduled`, numbered after the instance's
+    /// previous job of whatever kind.
+    pub async fn record_job(
+        &self,
+        instance: &InstanceId,
+        node: &str,
+        job: NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<JobRecord> {
         let (instance, node) = (instance.clone(), node.to_owned());
         self.write(
-            format!("create a job for instance {instance}"),
+            format!("create a {} job for instance {instance}", job.kind()),
             false,
-            move |conn| sql::create_job(conn, &instance, &node, trigger, now),
+            move |conn| sql::create_job(conn, &instance, &node, &job, now),
         )
         .await
     }

@@ -65,6 +65,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX journal_pending ON journal (id) WHERE resolved_at IS NULL;
     "#,
+    // 2: job kinds. Every job before this was a backup; a restore keeps its request.
+    r"
+    ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'backup';
+    ALTER TABLE jobs ADD COLUMN request TEXT;
+    ",
 ];
 
 /// The newest schema version this build knows.

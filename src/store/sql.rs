@@ -12,9 +12,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::error::{Failure, StoreError};
 use super::types::{
     JobFilter, JobId, JobRecord, JobStatus, JournalEntry, JournalId, JournalKind, LogId, LogLevel,
-    LogLine, LogRecord, parse_trigger, trigger_str,
+    LogLine, LogRecord, NewJob, parse_trigger, trigger_str,
 };
-use crate::model::{History, InstanceId, Trigger};
+use crate::model::{History, InstanceId};
 
 type Sql<T> = Result<T, Failure>;
 
@@ -71,7 +71,7 @@ fn optional_instance_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Option
 }
 
 const JOB_COLUMNS: &str = r#"id, iid, instance, node, "trigger", status, targets_total,
-    targets_successful, created_at, started_at, completed_at, updated_at, message"#;
+    targets_successful, created_at, started_at, completed_at, updated_at, message, kind, request"#;
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let trigger: String = row.get(4)?;
@@ -89,6 +89,11 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         completed_at: optional_time_at(row, 10)?,
         updated_at: time_at(row, 11)?,
         message: row.get(12)?,
+        kind: parsed(row, 13)?,
+        restore: row
+            .get::<_, Option<String>>(14)?
+            .map(|text| serde_json::from_str(&text).map_err(|e| conversion(14, Type::Text, e)))
+            .transpose()?,
     })
 }
 
@@ -150,7 +155,7 @@ pub(crate) fn create_job(
     conn: &Connection,
     instance: &InstanceId,
     node: &str,
-    trigger: Trigger,
+    new: &NewJob,
     now: DateTime<Utc>,
 ) -> Sql<JobRecord> {
     // Only the writer thread inserts jobs, so reading the max and inserting cannot race.
@@ -160,15 +165,17 @@ pub(crate) fn create_job(
         |row| row.get(0),
     )?;
     conn.execute(
-        r#"INSERT INTO jobs (iid, instance, node, "trigger", status, created_at, updated_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"#,
+        r#"INSERT INTO jobs (iid, instance, node, "trigger", status, created_at, updated_at, kind, request)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)"#,
         params![
             iid,
             instance.as_str(),
             node,
-            trigger_str(trigger),
+            trigger_str(new.trigger()),
             JobStatus::Scheduled.as_str(),
             millis(now),
+            new.kind().as_str(),
+            new.request_json(),
         ],
     )?;
     let id = JobId(conn.last_insert_rowid());
@@ -426,7 +433,8 @@ pub(crate) fn history(conn: &Connection) -> Sql<BTreeMap<InstanceId, History>> {
     let mut history: BTreeMap<InstanceId, History> = BTreeMap::new();
     let mut stmt = conn.prepare_cached(
         "SELECT instance, MAX(completed_at) FROM jobs
-         WHERE status = 'success' AND completed_at IS NOT NULL GROUP BY instance",
+         WHERE status = 'success' AND completed_at IS NOT NULL AND kind = 'backup'
+         GROUP BY instance",
     )?;
     let successes = stmt.query_map([], |row| Ok((instance_at(row, 0)?, time_at(row, 1)?)))?;
     for success in successes {
@@ -438,7 +446,7 @@ pub(crate) fn history(conn: &Connection) -> Sql<BTreeMap<InstanceId, History>> {
         "SELECT instance, completed_at, status FROM (
              SELECT instance, completed_at, status,
                     ROW_NUMBER() OVER (PARTITION BY instance ORDER BY completed_at DESC, id DESC) AS n
-             FROM jobs WHERE completed_at IS NOT NULL
+             FROM jobs WHERE completed_at IS NOT NULL AND kind = 'backup'
          ) WHERE n = 1",
     )?;
     let finished = stmt.query_map([], |row| {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{InstanceId, Trigger};
+use crate::model::{InstanceId, JobKind, RestoreRequest, Trigger};
 pub use crate::model::{JobId, JobStatus, UnknownWord};
 
 /// Id of a log row; later lines have larger ids, so it orders lines of one job even when
@@ -63,6 +63,10 @@ pub struct JobRecord {
     pub instance: InstanceId,
     /// The node that ran it, so merged peer views say where.
     pub node: String,
+    /// What it does.
+    pub kind: JobKind,
+    /// What a restore job was asked for; `None` for other kinds.
+    pub restore: Option<RestoreRequest>,
     /// Why it ran.
     pub trigger: Trigger,
     /// Where it is in its life.
@@ -81,6 +85,44 @@ pub struct JobRecord {
     pub updated_at: DateTime<Utc>,
     /// A one-line summary for operators ("2 of 3 targets failed").
     pub message: Option<String>,
+}
+
+/// A job to record: its kind and what the kind needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewJob {
+    /// A backup, for this reason.
+    Backup(Trigger),
+    /// A restore an operator asked for.
+    Restore(RestoreRequest),
+}
+
+impl NewJob {
+    /// The job's kind.
+    #[must_use]
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Self::Backup(_) => JobKind::Backup,
+            Self::Restore(_) => JobKind::Restore,
+        }
+    }
+
+    /// Why it runs: a restore is always asked for.
+    #[must_use]
+    pub fn trigger(&self) -> Trigger {
+        match self {
+            Self::Backup(trigger) => *trigger,
+            Self::Restore(_) => Trigger::Manual,
+        }
+    }
+
+    /// The request column: a restore's request as JSON.
+    pub(crate) fn request_json(&self) -> Option<String> {
+        match self {
+            Self::Backup(_) => None,
+            // A request is plain data; serialising it cannot fail.
+            Self::Restore(request) => serde_json::to_string(request).ok(),
+        }
+    }
 }
 
 /// Severity of a log line, in the words the Go version stored.
@@ -236,14 +278,22 @@ pub enum JournalKind {
     BackendContainer,
     /// A staging directory Marina created and must remove; subject = path.
     StagingDir,
+    /// A volume a restore created and must remove unless the restore finished; subject =
+    /// volume name.
+    RestoreVolume,
+    /// A database container a restore created and must remove unless the restore
+    /// finished; subject = container id, detail = name.
+    RestoreContainer,
 }
 
 impl JournalKind {
     /// Every kind.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 5] = [
         Self::StoppedContainer,
         Self::BackendContainer,
         Self::StagingDir,
+        Self::RestoreVolume,
+        Self::RestoreContainer,
     ];
 
     /// The stored word.
@@ -253,6 +303,8 @@ impl JournalKind {
             Self::StoppedContainer => "stopped_container",
             Self::BackendContainer => "backend_container",
             Self::StagingDir => "staging_dir",
+            Self::RestoreVolume => "restore_volume",
+            Self::RestoreContainer => "restore_container",
         }
     }
 }

@@ -148,6 +148,26 @@ impl Api {
     }
 
     /// Triggers a backup of `instance` and returns the job id.
+    /// POSTs `body` as JSON; answers the status and the JSON body (`null` when none).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base_url);
+        let response = self
+            .request(reqwest::Method::POST, &url)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn trigger(&self, instance: &str) -> i64 {
         let (status, answer) = self
             .post(&format!("/api/instances/{instance}/backup"))

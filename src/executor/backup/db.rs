@@ -14,14 +14,16 @@ use crate::executor::steps::dump::{dump_to_file, start_dump};
 use crate::model::DbKind;
 use crate::reconcile::graph::Target;
 
-/// Streams the dump of `db` into the repository as `{container}/{dump file}`.
-pub(super) async fn into_restic<R: Runtime + 'static>(
+/// Streams the dump of `db` into the repository as `{container}/{dump file}`; `extra_tags`
+/// go on the snapshot besides Marina's own (a restore's safety snapshot is tagged so).
+pub(crate) async fn into_restic<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     session: &mut Session<'_>,
     target: &Target,
     db: &DbContainer,
     kind: DbKind,
     dump_args: &[String],
+    extra_tags: &[String],
 ) -> Result<Done, String> {
     // A stream is read once: the repository must be open before the dump starts.
     session.open().await.map_err(|e| e.to_string())?;
@@ -35,7 +37,10 @@ pub(super) async fn into_restic<R: Runtime + 'static>(
             &target.spec.id,
             &filename,
             &mut checked,
-            &BackupOptions::default(),
+            &BackupOptions {
+                extra_tags: extra_tags.to_vec(),
+                ..BackupOptions::default()
+            },
         )
         .await
         .map_err(|e| e.to_string())?;

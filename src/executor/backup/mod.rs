@@ -13,10 +13,10 @@
 //! [`db`]; those use the shared steps in [`super::steps`].
 
 mod custom_image;
-mod db;
+pub(super) mod db;
 mod restic;
 mod target;
-mod volume;
+pub(super) mod volume;
 
 use tracing::warn;
 

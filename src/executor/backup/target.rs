@@ -40,17 +40,7 @@ pub(super) async fn back_up_target<R: Runtime + 'static>(
                 let stopped = stop_attached(ctx, target).await?;
                 match destination {
                     Destination::Repository(session) => {
-                        let mountpoint = found.mountpoint.as_deref();
-                        volume::into_restic(
-                            ctx,
-                            session,
-                            target,
-                            &found.name,
-                            mountpoint,
-                            paths,
-                            stopped,
-                        )
-                        .await
+                        volume::into_restic(ctx, session, target, found, paths, stopped, &[]).await
                     }
                     Destination::Staging(layout) => {
                         volume::stage(ctx, layout, target, &found.name, paths, stopped).await
@@ -68,7 +58,8 @@ pub(super) async fn back_up_target<R: Runtime + 'static>(
             with_hooks(ctx, target, Some(&container), || async {
                 match destination {
                     Destination::Repository(session) => {
-                        db::into_restic(ctx, session, target, &container, kind, dump_args).await
+                        db::into_restic(ctx, session, target, &container, kind, dump_args, &[])
+                            .await
                     }
                     Destination::Staging(layout) => {
                         db::stage(ctx, layout, &container, kind, dump_args).await

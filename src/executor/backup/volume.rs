@@ -17,22 +17,24 @@ use crate::executor::staging::{self, RESTIC_COPY_DIR, RunLayout};
 use crate::executor::steps::attached::{Stopped, start_again};
 use crate::executor::steps::volume_copy::copy_volume;
 use crate::executor::undo::UndoAction;
-use crate::model::VolumePath;
+use crate::model::{VolumeInfo, VolumePath};
 use crate::reconcile::graph::Target;
 
 /// Backs up a volume's paths: in place when Marina can read the volume's data directory
 /// (a host binary, or a container with the volumes mounted), else from a fresh copy made by
-/// a helper container into a stable staging directory.
-pub(super) async fn into_restic<R: Runtime + 'static>(
+/// a helper container into a stable staging directory. `extra_tags` go on the snapshot
+/// besides Marina's own (a restore's safety snapshot is tagged so).
+pub(crate) async fn into_restic<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     session: &mut Session<'_>,
     target: &Target,
-    volume: &str,
-    mountpoint: Option<&Path>,
+    found: &VolumeInfo,
     paths: &[VolumePath],
     stopped: Stopped,
+    extra_tags: &[String],
 ) -> Result<Done, String> {
-    let in_place = match mountpoint {
+    let volume = found.name.as_str();
+    let in_place = match found.mountpoint.as_deref() {
         Some(dir) if tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) => {
             Some(dir.to_path_buf())
         }
@@ -40,7 +42,11 @@ pub(super) async fn into_restic<R: Runtime + 'static>(
     };
     let (root, options, copy, still_stopped) = if let Some(dir) = in_place {
         // Read in place: the containers stay stopped until restic has read the volume.
-        (dir, BackupOptions::default(), None, stopped)
+        let options = BackupOptions {
+            extra_tags: extra_tags.to_vec(),
+            ..BackupOptions::default()
+        };
+        (dir, options, None, stopped)
     } else {
         let copy = ctx
             .config
@@ -66,7 +72,7 @@ pub(super) async fn into_restic<R: Runtime + 'static>(
         copied?;
         let options = BackupOptions {
             ignore_inode: true,
-            ..BackupOptions::default()
+            extra_tags: extra_tags.to_vec(),
         };
         (copy.clone(), options, Some((copy, undo)), Vec::new())
     };

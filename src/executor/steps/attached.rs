@@ -40,10 +40,23 @@ pub(crate) async fn stop_attached<R: Runtime + 'static>(
         .running_writers(&volume.name)
         .await
         .map_err(|e| format!("cannot list the containers using the volume: {e}"))?;
-    let mut stopped = Vec::with_capacity(writers.len());
-    for container in writers {
+    let stopped = stop_journaled(ctx, writers, "while its volume is staged").await?;
+    fault::point("after-stop");
+    Ok(stopped)
+}
+
+/// Stops `containers`, each journaled first so that it is started again however the job
+/// ends; a Swarm task (Swarm would replace it) and Marina's own container are left running.
+/// `why` ends the log line: "Stopping the container {why}."
+pub(crate) async fn stop_journaled<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    containers: Vec<ContainerRef>,
+    why: &str,
+) -> Result<Stopped, String> {
+    let mut stopped = Vec::with_capacity(containers.len());
+    for container in containers {
         if container.swarm_task {
-            warn!(container = %container.name, "The container is a Swarm task; Swarm would replace it if it were stopped, so it keeps running while its volume is staged.");
+            warn!(container = %container.name, "The container is a Swarm task; Swarm would replace it if it were stopped, so it keeps running {why}.");
             continue;
         }
         if ctx.own_container.as_deref() == Some(container.id.as_str()) {
@@ -58,7 +71,7 @@ pub(crate) async fn stop_attached<R: Runtime + 'static>(
             .promise(action)
             .await
             .map_err(|e| format!("cannot journal the stop of {}: {e}", container.name))?;
-        info!(container = %container.name, "Stopping the container while its volume is staged.");
+        info!(container = %container.name, "Stopping the container {why}.");
         if let Err(e) = ctx
             .runtime
             .stop_container(&container.id, STOP_TIMEOUT)
@@ -72,7 +85,6 @@ pub(crate) async fn stop_attached<R: Runtime + 'static>(
         }
         stopped.push((container, journal));
     }
-    fault::point("after-stop");
     Ok(stopped)
 }
 

@@ -15,10 +15,6 @@ use crate::model::VolumePath;
 /// Copies `paths` from `source` (as Marina sees it, laid out like the volume) into `volume`
 /// with a helper container, into empty places only or replacing what is there (`mode`).
 /// The error is the target's reason: the helper's own refusal when it refused a path.
-#[allow(
-    dead_code,
-    reason = "the restore job kind calls it; remove this once it does"
-)]
 pub(crate) async fn fill_volume_from<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     volume: &str,

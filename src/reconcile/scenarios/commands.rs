@@ -112,6 +112,7 @@ async fn of_concurrent_run_now_requests_the_reconciler_accepts_exactly_one() {
     assert_eq!(running.await.unwrap(), TriggerAnswer::Running);
     s.send(Message::JobFinished {
         instance: id("i0"),
+        kind: crate::model::JobKind::Backup,
         succeeded: true,
     })
     .await;

@@ -148,6 +148,7 @@ impl Scenario {
     async fn finish(&self, instance: &str) {
         self.send(Message::JobFinished {
             instance: id(instance),
+            kind: crate::model::JobKind::Backup,
             succeeded: true,
         })
         .await;

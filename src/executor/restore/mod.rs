@@ -1,0 +1,136 @@
+//! The restore kind of job, and the questions asked before one: which snapshots a target
+//! can come back from, and what a restore would do.
+//!
+//! A restore brings back one target from one snapshot — beside the original (a new volume,
+//! a new database container) or in its place — following the plan its dry run showed
+//! ([`plan`]), worked out again when the job starts so that nothing changed in between is
+//! overlooked. It runs through the same runner as a backup: the same journal and undo-work
+//! (stopped containers started again, staging removed, a half-made copy removed), the same
+//! log, status and crash recovery.
+//!
+//! - [`points`] — an instance's snapshots as restore points, and what each restores;
+//! - [`plan`] — the plan of a restore, changing nothing;
+//! - [`volume`] — a volume's files back, into a new volume or in place.
+
+mod plan;
+mod points;
+mod volume;
+
+use tracing::{info, warn};
+
+use self::plan::{Planned, Source};
+pub(crate) use self::points::Sizes;
+use super::context::{Done, JobContext, TargetOutcome};
+use crate::backend::restic::Restic;
+use crate::docker::Runtime;
+use crate::model::{Refusal, RefusalKind, RestoreAnswer, RestoreQuestion};
+use crate::reconcile::{AskOrder, JobOrder};
+
+/// Answers a question about an instance's restore points on its reply channel.
+pub(crate) async fn answer<R: Runtime>(runtime: &R, sizes: &Sizes, order: AskOrder) {
+    let AskOrder {
+        instance,
+        targets,
+        config,
+        question,
+        reply,
+    } = order;
+    let answer = match question {
+        RestoreQuestion::Snapshots { target, count } => {
+            match Restic::for_instance(&config, &instance) {
+                None => Err(Refusal::new(
+                    RefusalKind::Invalid,
+                    format!(
+                        "instance `{}` ships its backups with a custom image; its snapshots are wherever the image puts them",
+                        instance.id
+                    ),
+                )),
+                Some(restic) => points::list(&restic, sizes, target.as_ref(), count)
+                    .await
+                    .map(RestoreAnswer::Snapshots)
+                    .map_err(|e| Refusal::new(RefusalKind::Unavailable, e.to_string())),
+            }
+        }
+        RestoreQuestion::Plan(request) => plan::plan(
+            runtime,
+            &config,
+            &instance,
+            &targets,
+            &request,
+            sizes,
+            crate::clock::now(),
+        )
+        .await
+        .map(|planned| RestoreAnswer::Plan(Box::new(planned.plan))),
+    };
+    reply.send(answer);
+}
+
+/// Runs the restore its job record asks for; the one target's outcome, or why the job
+/// failed before it could start on it.
+pub(crate) async fn run<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    order: &JobOrder,
+) -> Result<Vec<TargetOutcome>, String> {
+    let record = ctx
+        .store
+        .job(ctx.job)
+        .await
+        .map_err(|e| format!("cannot read the job's record: {e}"))?;
+    let Some((request, asked_at)) = record.and_then(|job| Some((job.restore?, job.created_at)))
+    else {
+        return Err("the job's record holds no restore request".into());
+    };
+    info!(
+        target = %request.target,
+        snapshot = %request.snapshot,
+        "Restoring {} from snapshot {} {}.",
+        request.target,
+        request.snapshot,
+        request.destination()
+    );
+    let planned = plan::plan(
+        &*ctx.runtime,
+        &ctx.config,
+        &ctx.instance,
+        &order.targets,
+        &request,
+        &ctx.sizes,
+        asked_at,
+    )
+    .await
+    .map_err(|refusal| refusal.message)?;
+    if !planned.plan.conflicts.is_empty() {
+        for conflict in &planned.plan.conflicts {
+            warn!("{conflict}");
+        }
+        return Err(format!(
+            "the restore cannot run as asked: {}",
+            planned.plan.conflicts.join("; ")
+        ));
+    }
+    for step in &planned.plan.steps {
+        info!("Plan: {step}.");
+    }
+    let outcome = match restore(ctx, &planned).await {
+        Ok(done) => {
+            info!(target = %planned.plan.target, "{}", done.summary);
+            TargetOutcome::Done(done)
+        }
+        Err(reason) => {
+            tracing::error!(target = %planned.plan.target, error = %reason, "The restore of {} failed: {reason}", planned.plan.target);
+            TargetOutcome::Failed(reason)
+        }
+    };
+    Ok(vec![outcome])
+}
+
+async fn restore<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    planned: &Planned,
+) -> Result<Done, String> {
+    match &planned.source {
+        Source::Volume { .. } => volume::restore(ctx, planned).await,
+        Source::Db { .. } => Err("restoring databases is not available in this build".into()),
+    }
+}
