@@ -75,6 +75,16 @@ pub enum RuntimeError {
         /// Why the pull failed (or that pulling is disabled).
         reason: String,
     },
+    /// A file cannot be uploaded as asked (nothing was sent to the engine).
+    #[error("cannot upload {path} into Docker container {container}: {reason}")]
+    Upload {
+        /// The container's id or name.
+        container: String,
+        /// Where the file was to go.
+        path: String,
+        /// What is wrong with the request.
+        reason: String,
+    },
 }
 
 /// A result whose error is a [`RuntimeError`].

@@ -20,6 +20,8 @@
 //! - `one_shot` — Marina's own helper and backend containers, run to completion and removed.
 //! - `images` — image presence and pulls ([`PullPolicy`]).
 //! - `containers` — other containers: details, stop/start, who mounts a volume.
+//! - `upload` — a file put into a container (running or stopped) with the archive upload
+//!   ([`UploadFile`]).
 //! - `exec` — `docker exec` ([`ExecSpec`]), streamed, with the kill that ends it early.
 //! - `output` — an exec's stdout as a stream ([`ExecStream`]), its stderr tail, its exit code.
 //! - `error` — [`RuntimeError`], the error of all of the above.
@@ -43,6 +45,7 @@ mod one_shot;
 mod output;
 pub mod own_container;
 mod runtime;
+mod upload;
 
 pub use client::{DockerClient, DockerError, Result};
 pub use containers::{ContainerDetails, ContainerMount, ContainerRef, MountKind};
@@ -60,3 +63,4 @@ pub use one_shot::{
 };
 pub use output::{ExecOutcome, ExecStatus, ExecStream, STDERR_TAIL_BYTES, StatusProbe, StderrTail};
 pub use runtime::{DockerRuntime, Runtime};
+pub use upload::UploadFile;

@@ -7,7 +7,8 @@
 //! all.
 //!
 //! `DockerRuntime` decides nothing itself: each method hands the connection to the file below
-//! that does the work (`exec`, `containers`, `one_shot`), which never refers back up here.
+//! that does the work (`exec`, `containers`, `one_shot`, `upload`), which never refers back up
+//! here.
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use super::exec::{self, ExecSpec};
 use super::lines::OutputLine;
 use super::one_shot::{self, HelperSpec, JobContainerSpec, RunOutcome};
 use super::output::{ExecStatus, ExecStream};
+use super::upload::{self, UploadFile};
 
 /// Everything the executor does to containers. Implemented on the engine by
 /// [`DockerRuntime`]; tests implement it in memory.
@@ -107,6 +109,22 @@ pub trait Runtime: Send + Sync {
         &self,
         label: &str,
     ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send;
+
+    /// Puts one regular file into a container's filesystem with the engine's archive upload,
+    /// replacing a file of that name, with the owner and mode `file` gives. Works on a stopped
+    /// container (a database whose data file is replaced while the server is down).
+    fn upload_file(
+        &self,
+        container: &str,
+        file: UploadFile,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether the engine removes the container (and its anonymous volumes) once it stops
+    /// (`docker run --rm`): such a container must never be stopped to be started again.
+    fn removes_itself_when_stopped(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// [`Runtime`] on the real Docker engine. Cheap to clone: clones share one connection pool.
@@ -211,5 +229,20 @@ impl Runtime for DockerRuntime {
         label: &str,
     ) -> impl Future<Output = Result<Vec<ContainerRef>>> + Send {
         one_shot::remove_labelled(self.docker(), label)
+    }
+
+    fn upload_file(
+        &self,
+        container: &str,
+        file: UploadFile,
+    ) -> impl Future<Output = Result<()>> + Send {
+        upload::upload_file(self.docker(), container, file)
+    }
+
+    fn removes_itself_when_stopped(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        upload::auto_removes(self.docker(), container)
     }
 }
