@@ -118,6 +118,16 @@ pub enum RuntimeError {
         /// The name asked for.
         container: String,
     },
+    /// A file cannot be uploaded as asked (nothing was sent to the engine).
+    #[error("cannot upload {path} into Docker container {container}: {reason}")]
+    Upload {
+        /// The container's id or name.
+        container: String,
+        /// Where the file was to go.
+        path: String,
+        /// What is wrong with the request.
+        reason: String,
+    },
 }
 
 /// A result whose error is a [`RuntimeError`].

@@ -23,6 +23,8 @@
 //! - `one_shot` — Marina's own helper and backend containers, run to completion and removed.
 //! - `images` — image presence and pulls ([`PullPolicy`]).
 //! - `containers` — other containers: details, stop/start, who mounts a volume.
+//! - `upload` — a file put into a container (running or stopped) with the archive upload
+//!   ([`UploadFile`]).
 //! - `exec` — `docker exec` ([`ExecSpec`]), streamed, with the kill that ends it early.
 //! - `output` — an exec's stdout as a stream ([`ExecStream`]), its stderr tail, its exit code.
 //! - `error` — [`RuntimeError`], the error of all of the above.
@@ -47,6 +49,7 @@ mod one_shot;
 mod output;
 pub mod own_container;
 mod runtime;
+mod upload;
 pub mod volume_fill;
 mod volumes;
 
@@ -66,4 +69,5 @@ pub use one_shot::{
 };
 pub use output::{ExecOutcome, ExecStatus, ExecStream, STDERR_TAIL_BYTES, StatusProbe, StderrTail};
 pub use runtime::{DockerRuntime, Runtime};
+pub use upload::UploadFile;
 pub use volumes::{NewVolume, VolumeDetails, VolumeScope};

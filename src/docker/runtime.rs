@@ -7,8 +7,8 @@
 //! all.
 //!
 //! `DockerRuntime` decides nothing itself: each method hands the connection to the file below
-//! that does the work (`exec`, `containers`, `one_shot`, `volumes`, `clone`), which never
-//! refers back up here.
+//! that does the work (`exec`, `containers`, `one_shot`, `volumes`, `clone`, `upload`), which
+//! never refers back up here.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,6 +24,7 @@ use super::exec::{self, ExecSpec};
 use super::lines::OutputLine;
 use super::one_shot::{self, HelperSpec, JobContainerSpec, RunOutcome};
 use super::output::{ExecStatus, ExecStream};
+use super::upload::{self, UploadFile};
 use super::volumes::{self, NewVolume, VolumeDetails};
 
 /// Everything the executor does to containers. Implemented on the engine by
@@ -157,6 +158,22 @@ pub trait Runtime: Send + Sync {
     /// Force-removes a container with its anonymous volumes; one already gone counts as
     /// removed.
     fn remove_container(&self, container: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Puts one regular file into a container's filesystem with the engine's archive upload,
+    /// replacing a file of that name, with the owner and mode `file` gives. Works on a stopped
+    /// container (a database whose data file is replaced while the server is down).
+    fn upload_file(
+        &self,
+        container: &str,
+        file: UploadFile,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether the engine removes the container (and its anonymous volumes) once it stops
+    /// (`docker run --rm`): such a container must never be stopped to be started again.
+    fn removes_itself_when_stopped(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// [`Runtime`] on the real Docker engine. Cheap to clone: clones share one connection pool.
@@ -292,5 +309,20 @@ impl Runtime for DockerRuntime {
 
     fn remove_container(&self, container: &str) -> impl Future<Output = Result<()>> + Send {
         one_shot::remove_force(self.docker(), container)
+    }
+
+    fn upload_file(
+        &self,
+        container: &str,
+        file: UploadFile,
+    ) -> impl Future<Output = Result<()>> + Send {
+        upload::upload_file(self.docker(), container, file)
+    }
+
+    fn removes_itself_when_stopped(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        upload::auto_removes(self.docker(), container)
     }
 }

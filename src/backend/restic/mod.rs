@@ -35,10 +35,12 @@
 //! - `session` — a job's [`Session`]: opens the repository once, on the way of the job's
 //!   first command, and runs a command again after `init` or `unlock` cleared its way;
 //! - `commands/` — the repository operations, one file each: `init` (`cat config`, `init`),
-//!   `open`, `unlock`, `backup`, `forget` (retention), `snapshots`, `restore` and `stats`;
+//!   `open`, `unlock`, `backup`, `forget` (retention), `snapshots`, `restore`, `dump` and
+//!   `stats`;
 //! - `process` — one restic command from start to end: the checks every command needs, the
 //!   child with its minimal environment, the timeout, stdin, stdout and the stderr tail, and
-//!   the errors a finished command turns into;
+//!   the errors a finished command turns into; and a streaming child that is stopped with
+//!   `SIGINT`, so restic removes its lock;
 //! - `output` — reading the `backup --json` stream while restic runs;
 //! - `scrub` — secrets kept out of messages, and the summaries and hints messages use;
 //! - `error` — [`ResticError`].
@@ -58,7 +60,8 @@ mod settings;
 mod tests;
 
 pub use self::commands::{
-    BackupOptions, ForgetSummary, RepositoryStatus, RestoreSize, SnapshotInfo, SnapshotSummary,
+    BackupOptions, DumpIntoError, DumpReader, ForgetSummary, RepositoryStatus, RestoreSize,
+    SnapshotInfo, SnapshotSummary,
 };
 pub use self::error::{ResticError, Result};
 pub use self::session::Session;

@@ -1,15 +1,17 @@
 //! One restic command from start to end: the checks every command needs, the child process
 //! with its minimal environment and cache flags, running it to completion or to its timeout
 //! (feeding its stdin, capturing stdout and the bounded stderr tail, killing it), and the
-//! errors a finished command turns into.
+//! errors a finished command turns into. A command whose stdout is a stream for someone else
+//! (`dump`) runs as a [`StreamingChild`], which is stopped so that restic removes its lock.
 
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tracing::{debug, warn};
 
 use super::output::{BackupStream, read_backup_stream};
@@ -28,12 +30,15 @@ const PASSWORD_VARS: [&str; 3] = [
 ];
 /// How much of restic's stderr is kept: its last lines say what went wrong, and a restic that
 /// floods stderr must not grow Marina's memory.
-const STDERR_TAIL: usize = 8 * 1024;
+pub(super) const STDERR_TAIL: usize = 8 * 1024;
 /// Upper bound on the stdout kept for JSON answers (`snapshots`, `forget`); tens of thousands
 /// of snapshots fit, and a runaway output cannot exhaust memory.
 const STDOUT_LIMIT: usize = 64 * 1024 * 1024;
 /// Buffer for feeding a stream to `backup --stdin`: the only memory a stream of any size uses.
 const STDIN_CHUNK: usize = 64 * 1024;
+/// How long a stopped restic gets to remove its lock and exit before it is killed. Removing a
+/// lock is one delete in the repository; a slow remote backend may take seconds.
+const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// What to do with restic's stdout.
 #[derive(Debug, Clone, Copy)]
@@ -244,6 +249,44 @@ impl Restic {
         command
     }
 
+    /// Starts a command whose stdout the caller streams elsewhere (`dump`), with the same
+    /// environment and cache flags as [`Restic::run`]. The caller reads stdout and stderr,
+    /// bounds the run with `resticTimeout`, and stops it with [`StreamingChild::stop`].
+    pub(super) fn spawn_streaming(
+        &self,
+        command: &'static str,
+        arguments: &[OsString],
+    ) -> Result<StreamingChild> {
+        debug!(instance = %self.settings.instance, command, "Running restic.");
+        let mut child = self
+            .command(arguments, false)
+            // A dropped stream is stopped by `StreamingChild`'s own drop, with SIGINT: the
+            // SIGKILL of `kill_on_drop` would leave restic's lock in the repository.
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|source| ResticError::Spawn {
+                instance: self.settings.instance.clone(),
+                command,
+                binary: self.settings.binary.clone(),
+                source,
+            })?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            // Without its pipes the child is of no use; it must not linger either.
+            let _ = child.start_kill();
+            return Err(self.io_error(
+                command,
+                io::Error::other("restic's output pipes are missing"),
+            ));
+        };
+        Ok(StreamingChild {
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            exited: None,
+            command,
+        })
+    }
+
     /// The global cache flags (none when the instance `env` sets `RESTIC_CACHE_DIR`).
     fn cache_args(&self) -> Vec<OsString> {
         if self.settings.env.contains_key("RESTIC_CACHE_DIR") {
@@ -267,7 +310,7 @@ impl Restic {
         )
     }
 
-    fn io_error(&self, command: &'static str, source: io::Error) -> ResticError {
+    pub(super) fn io_error(&self, command: &'static str, source: io::Error) -> ResticError {
         ResticError::Io {
             instance: self.settings.instance.clone(),
             command,
@@ -374,6 +417,126 @@ async fn feed_stdin(
     Feed::Done
 }
 
+/// A restic process whose stdout is a stream for someone else (`restic dump` into a
+/// database), and which is never left to die in a way that keeps its lock.
+///
+/// restic holds a lock in the repository while it runs and removes it when it exits — also on
+/// `SIGINT`, which runs its cleanup. It does not on `SIGKILL`, nor on `SIGPIPE` (its stdout
+/// closed while it writes, which kills a Go program), nor on `SIGTERM` before restic 0.17:
+/// each of those leaves a lock that blocks `prune` and `check` until `unlock` removes it. So a
+/// stream that is not read to its end is stopped with `SIGINT` while its stdout is still open
+/// (the caller keeps draining it), and killed only if it has not exited after [`STOP_GRACE`].
+/// Dropped while restic still runs, it sends `SIGINT` too and leaves waiting (and the kill
+/// after the grace) to a background task.
+#[derive(Debug)]
+pub(super) struct StreamingChild {
+    /// The process; `None` once handed to the background task of `Drop`.
+    child: Option<Child>,
+    /// Its stdout, until the caller takes it to stream it.
+    pub(super) stdout: Option<ChildStdout>,
+    /// Its stderr, until the caller takes it to keep its tail.
+    pub(super) stderr: Option<ChildStderr>,
+    /// How it exited, once it was reaped.
+    exited: Option<ExitStatus>,
+    /// The command, for logs.
+    command: &'static str,
+}
+
+impl StreamingChild {
+    /// Waits for restic to exit on its own. Cancel-safe, so it can sit in a `select!`.
+    pub(super) async fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.exited {
+            return Ok(status);
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Err(io::Error::other("restic was handed off"));
+        };
+        let status = child.wait().await?;
+        self.exited = Some(status);
+        Ok(status)
+    }
+
+    /// How restic exited, if it did.
+    pub(super) fn exit_status(&self) -> Option<ExitStatus> {
+        self.exited
+    }
+
+    /// Stops restic if it still runs: `SIGINT`, up to [`STOP_GRACE`] to remove its lock and
+    /// exit, then `SIGKILL`. Returns how it exited. Whoever reads its stdout and stderr must
+    /// go on reading until they end, or restic could block writing instead of exiting.
+    pub(super) async fn stop(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_some() {
+            return self.exited;
+        }
+        let child = self.child.as_mut()?;
+        interrupt(child, self.command);
+        let status = match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            Ok(Err(error)) => {
+                debug!(error = %error, command = self.command, "Waiting for the stopped restic failed.");
+                None
+            }
+            Err(_) => {
+                warn!(command = self.command, grace = %humantime::format_duration(STOP_GRACE),
+                    "restic did not exit after SIGINT; killing it. Its lock may stay in the repository until `restic unlock` removes it.");
+                kill(child).await;
+                child.try_wait().ok().flatten()
+            }
+        };
+        self.exited = status;
+        status
+    }
+}
+
+impl Drop for StreamingChild {
+    fn drop(&mut self) {
+        if self.exited.is_some() {
+            return;
+        }
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        interrupt(&child, self.command);
+        let command = self.command;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if tokio::time::timeout(STOP_GRACE, child.wait())
+                        .await
+                        .is_err()
+                    {
+                        warn!(command, "restic did not exit after SIGINT; killing it.");
+                        kill(&mut child).await;
+                    }
+                });
+            }
+            // No runtime to wait on: killing it now is all that is left.
+            Err(_) => {
+                let _ = child.start_kill();
+            }
+        }
+    }
+}
+
+/// Sends `SIGINT` to restic alone (not its process group: restic stops its own helpers, such
+/// as `rclone` or `ssh`, after removing its lock through them).
+fn interrupt(child: &Child, command: &'static str) {
+    // `id()` is `None` once the child was reaped; until then its pid cannot be reused.
+    let Some(pid) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(error) = rustix::process::kill_process(pid, rustix::process::Signal::INT) {
+        debug!(error = %error, command, "restic had already exited when it was to be stopped.");
+    }
+}
+
 async fn read_stdout(pipe: ChildStdout, capture: Capture) -> io::Result<Stdout> {
     match capture {
         Capture::Text => read_head(pipe, STDOUT_LIMIT).await.map(Stdout::Text),
@@ -399,7 +562,7 @@ async fn read_head(mut pipe: ChildStdout, limit: usize) -> io::Result<Tail> {
 }
 
 /// Reads `pipe` to its end, keeping the last `limit` bytes.
-async fn read_tail(mut pipe: ChildStderr, limit: usize) -> io::Result<Tail> {
+pub(super) async fn read_tail(mut pipe: ChildStderr, limit: usize) -> io::Result<Tail> {
     let mut tail = Tail::default();
     let mut buffer = vec![0_u8; 4 * 1024];
     loop {

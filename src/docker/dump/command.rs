@@ -40,7 +40,7 @@ pub struct DumpCommand {
 
 /// Where a credential comes from in the container's environment.
 #[derive(Debug, Clone)]
-enum Credential<'a> {
+pub(super) enum Credential<'a> {
     /// A variable holding the value.
     Var {
         /// The variable's name.
@@ -56,7 +56,10 @@ enum Credential<'a> {
 }
 
 /// The first of `names` set (non-empty) in `env`, looking at `NAME` then `NAME_FILE` for each.
-fn credential<'a>(env: &'a BTreeMap<String, Secret>, names: &[&str]) -> Option<Credential<'a>> {
+pub(super) fn credential<'a>(
+    env: &'a BTreeMap<String, Secret>,
+    names: &[&str],
+) -> Option<Credential<'a>> {
     names.iter().find_map(|&name| {
         if let Some(value) = env.get(name).filter(|v| !v.expose().is_empty()) {
             return Some(Credential::Var {
@@ -107,11 +110,7 @@ fn postgres(
     dump_args: &[String],
     attempt: DumpAttempt,
 ) -> DumpCommand {
-    let user = env
-        .get("POSTGRES_USER")
-        .map(Secret::expose)
-        .filter(|u| !u.is_empty())
-        .unwrap_or("postgres");
+    let user = postgres_user(env);
     let mut cmd = vec!["pg_dumpall".to_owned(), "-U".to_owned(), user.to_owned()];
     cmd.extend_from_slice(dump_args);
     let command = DumpCommand {
@@ -128,6 +127,15 @@ fn postgres(
     )
 }
 
+/// The role the postgres tools connect as: `POSTGRES_USER`, else `postgres`, as the official
+/// image creates it.
+pub(super) fn postgres_user(env: &BTreeMap<String, Secret>) -> &str {
+    env.get("POSTGRES_USER")
+        .map(Secret::expose)
+        .filter(|u| !u.is_empty())
+        .unwrap_or("postgres")
+}
+
 /// mysqldump and mariadb-dump: root with its password when known, else the application user
 /// (`*_USER` / `*_PASSWORD`), else root without a password (socket authentication). Prefixes
 /// are tried in order (`MARIADB_*` before `MYSQL_*`).
@@ -137,26 +145,7 @@ fn mysql(
     prefixes: &[&str],
     dump_args: &[String],
 ) -> DumpCommand {
-    let root_names: Vec<String> = prefixes
-        .iter()
-        .map(|p| format!("{p}_ROOT_PASSWORD"))
-        .collect();
-    let root_refs: Vec<&str> = root_names.iter().map(String::as_str).collect();
-    let (user, password) = if let Some(password) = credential(env, &root_refs) {
-        ("root".to_owned(), Some(password))
-    } else {
-        prefixes
-            .iter()
-            .find_map(|prefix| {
-                let user = env
-                    .get(&format!("{prefix}_USER"))
-                    .map(Secret::expose)
-                    .filter(|u| !u.is_empty())?;
-                let password = credential(env, &[&format!("{prefix}_PASSWORD")])?;
-                Some((user.to_owned(), Some(password)))
-            })
-            .unwrap_or_else(|| ("root".to_owned(), None))
-    };
+    let (user, password) = mysql_login(env, prefixes);
     let mut cmd = vec![
         tool.to_owned(),
         "--single-transaction".to_owned(),
@@ -172,6 +161,34 @@ fn mysql(
         secrets: Vec::new(),
     };
     with_password(command, password, "MYSQL_PWD")
+}
+
+/// The account the MySQL and MariaDB tools log in with, and where its password comes from:
+/// see [`mysql`].
+pub(super) fn mysql_login<'a>(
+    env: &'a BTreeMap<String, Secret>,
+    prefixes: &[&str],
+) -> (String, Option<Credential<'a>>) {
+    let root_names: Vec<String> = prefixes
+        .iter()
+        .map(|p| format!("{p}_ROOT_PASSWORD"))
+        .collect();
+    let root_refs: Vec<&str> = root_names.iter().map(String::as_str).collect();
+    if let Some(password) = credential(env, &root_refs) {
+        ("root".to_owned(), Some(password))
+    } else {
+        prefixes
+            .iter()
+            .find_map(|prefix| {
+                let user = env
+                    .get(&format!("{prefix}_USER"))
+                    .map(Secret::expose)
+                    .filter(|u| !u.is_empty())?;
+                let password = credential(env, &[&format!("{prefix}_PASSWORD")])?;
+                Some((user.to_owned(), Some(password)))
+            })
+            .unwrap_or_else(|| ("root".to_owned(), None))
+    }
 }
 
 fn mongo(env: &BTreeMap<String, Secret>, dump_args: &[String]) -> DumpCommand {
@@ -227,20 +244,25 @@ fn redis(
         user: None,
         secrets: Vec::new(),
     };
-    if let Some(password) = credential(env, &["REDIS_PASSWORD"]) {
-        return with_password(command, Some(password), "REDISCLI_AUTH");
-    }
-    match requirepass(container_command) {
-        Some(value) => with_password(
-            command,
-            Some(Credential::Var {
-                name: "requirepass".to_owned(),
-                value,
-            }),
-            "REDISCLI_AUTH",
-        ),
-        None => command,
-    }
+    with_password(
+        command,
+        redis_password(env, container_command),
+        "REDISCLI_AUTH",
+    )
+}
+
+/// Where redis-cli's password comes from: `REDIS_PASSWORD` (as e.g. bitnami's image takes
+/// it), else `--requirepass` on the server's command line.
+pub(super) fn redis_password<'a>(
+    env: &'a BTreeMap<String, Secret>,
+    container_command: &'a [Secret],
+) -> Option<Credential<'a>> {
+    credential(env, &["REDIS_PASSWORD"]).or_else(|| {
+        requirepass(container_command).map(|value| Credential::Var {
+            name: "requirepass".to_owned(),
+            value,
+        })
+    })
 }
 
 /// The value of `--requirepass` on redis-server's command line.
@@ -254,7 +276,7 @@ fn requirepass(command: &[Secret]) -> Option<&Secret> {
 /// Hands the password to the tool in `target` (an environment variable it reads): directly
 /// through the exec's environment, or, for a password file, by a `sh -c` wrapper that reads
 /// the file inside the container.
-fn with_password(
+pub(super) fn with_password(
     mut command: DumpCommand,
     password: Option<Credential<'_>>,
     target: &str,
@@ -284,7 +306,7 @@ fn with_password(
 }
 
 /// A shell expression for a credential: the variable, or the contents of the file it names.
-fn shell_value(credential: &Credential<'_>) -> String {
+pub(super) fn shell_value(credential: &Credential<'_>) -> String {
     match credential {
         Credential::Var { name, .. } => format!("\"${name}\""),
         Credential::File { name } => format!("\"$(cat -- \"${name}\")\""),
@@ -293,7 +315,7 @@ fn shell_value(credential: &Credential<'_>) -> String {
 
 /// Whether an environment variable probably holds a secret to scrub from messages: the usual
 /// names, but not flags like `MYSQL_ALLOW_EMPTY_PASSWORD=yes` or file paths.
-fn looks_secret(name: &str, value: &str) -> bool {
+pub(super) fn looks_secret(name: &str, value: &str) -> bool {
     let name = name.to_ascii_uppercase();
     let secret_name = !name.ends_with("_FILE")
         && (name.ends_with("PASSWORD")

@@ -1,10 +1,12 @@
 //! Database dumps (SPEC §3.4): [`dump`] runs the engine's dump tool with `docker exec` and
 //! streams the result; the command itself, with its credentials, comes from [`dump_command`].
+//! [`load_dump`] is the way back: a dump streamed into the server (a restore).
 //!
 //! The dump is streamed out, never written inside the container, never held in memory. It
 //! fails when the tool exits non-zero (with its stderr, secrets scrubbed) or writes nothing.
 
 mod command;
+mod load;
 
 use std::fmt;
 use std::io;
@@ -22,6 +24,7 @@ use super::runtime::Runtime;
 use crate::model::{ContainerState, DbKind, Secret};
 
 pub use command::{DumpAttempt, DumpCommand, dump_command, scrub};
+pub use load::{LoadError, LoadOptions, LoadReport, load_dump};
 
 /// The first read of a dump, held back to tell "the tool failed before writing anything"
 /// (retry or fail early) from a dump that has begun.

@@ -11,9 +11,11 @@
 //! - `forget` — retention (`forget --prune`) and its report;
 //! - `snapshots` — listing, and the tag filter retention shares;
 //! - `restore` — a snapshot's directory back into an empty directory;
+//! - `dump` — one file of a snapshot as a stream for a consumer (a dump into its database);
 //! - `stats` — how much a snapshot restores, where the snapshot does not record it.
 
 mod backup;
+mod dump;
 mod forget;
 mod init;
 mod open;
@@ -23,6 +25,7 @@ mod stats;
 mod unlock;
 
 pub use self::backup::BackupOptions;
+pub use self::dump::{DumpIntoError, DumpReader};
 pub use self::forget::ForgetSummary;
 pub use self::init::RepositoryStatus;
 #[cfg(test)]
