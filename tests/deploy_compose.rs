@@ -12,7 +12,7 @@ mod support;
 use std::process::Command;
 
 use support::api::Api;
-use support::{docker, filled_volume, require_engine_and_images, unique_name};
+use support::{docker, docker_output, filled_volume, require_engine_and_images, unique_name};
 
 const IMAGE: &str = "marina:local";
 const RESTIC_PASSWORD: &str = "compose-restic-password";
@@ -109,6 +109,7 @@ async fn the_compose_deployment_backs_up_a_labelled_volume_through_the_host_stag
         compose_logs(&compose)
     );
     support::restore::assert_latest_holds(&repo, RESTIC_PASSWORD, "marker.txt", &marker);
+    restore_through_the_helper(&api, &volume, &marker).await;
 
     // The image's HEALTHCHECK command works inside the container.
     let container = docker(&[
@@ -125,6 +126,66 @@ async fn the_compose_deployment_backs_up_a_labelled_volume_through_the_host_stag
         check.status.success(),
         "marina healthcheck in the container: {}",
         String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// Marina in a container does not see volumes' data: a restore goes through staging and a
+/// helper container, in place and into a new volume.
+async fn restore_through_the_helper(api: &Api, volume: &str, marker: &str) {
+    let read = |volume: &str| {
+        docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{volume}:/data:ro"),
+            support::BUSYBOX_IMAGE,
+            "cat",
+            "/data/marker.txt",
+        ])
+    };
+    docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/data"),
+        support::BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "echo changed > /data/marker.txt; echo extra > /data/extra.txt",
+    ]);
+    let target = format!("volume:{volume}");
+    let copy = format!("{volume}-copy");
+    let _copy = support::VolumeGuard(copy.clone());
+    for body in [
+        serde_json::json!({ "target": target, "inPlace": true }),
+        serde_json::json!({ "target": target, "to": copy }),
+    ] {
+        let (status, answer) = api.post_json("/api/instances/nightly/restore", &body).await;
+        assert_eq!(status, 202, "{body}: {answer}");
+        let job = answer["jobId"].as_i64().unwrap();
+        let finished = api.wait_job("nightly", job, 300).await;
+        assert_eq!(
+            finished["status"],
+            "success",
+            "{body}: {finished}\n{:#?}",
+            api.job_log(job).await
+        );
+    }
+    assert_eq!(read(volume), marker, "restored in place");
+    assert_eq!(read(&copy), marker, "restored into a new volume");
+    let extra = docker_output(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/data:ro"),
+        support::BUSYBOX_IMAGE,
+        "test",
+        "-e",
+        "/data/extra.txt",
+    ]);
+    assert!(
+        !extra.status.success(),
+        "an in-place restore removes what the snapshot did not hold"
     );
 }
 

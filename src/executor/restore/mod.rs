@@ -10,8 +10,10 @@
 //!
 //! - [`points`] — an instance's snapshots as restore points, and what each restores;
 //! - [`plan`] — the plan of a restore, changing nothing;
-//! - [`volume`] — a volume's files back, into a new volume or in place.
+//! - [`volume`] — a volume's files back, into a new volume or in place;
+//! - [`db`] — a database back, into a new container or in place.
 
+mod db;
 mod plan;
 mod points;
 mod volume;
@@ -131,6 +133,6 @@ async fn restore<R: Runtime + 'static>(
 ) -> Result<Done, String> {
     match &planned.source {
         Source::Volume { .. } => volume::restore(ctx, planned).await,
-        Source::Db { .. } => Err("restoring databases is not available in this build".into()),
+        Source::Db { .. } => db::restore(ctx, planned).await,
     }
 }

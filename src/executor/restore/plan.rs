@@ -44,7 +44,6 @@ pub(crate) enum Source {
         target: Option<Box<Target>>,
     },
     /// A database dump.
-    #[allow(dead_code, reason = "read by the database restore, which comes next")]
     Db {
         /// The dump's path in the snapshot (`/<container>/dump.sql`).
         file: String,
@@ -387,6 +386,11 @@ async fn plan_db<R: Runtime>(
     let destination = plan.destination.to_string();
     let load = load_step(kind, &destination, &file);
     if plan.in_place {
+        if kind == DbKind::Redis && container.labels.contains_key("com.docker.swarm.task.id") {
+            plan.conflicts.push(format!(
+                "container {name} is a Swarm task; an in-place redis restore stops the server, and Swarm would replace the stopped task. Restore into a new container instead"
+            ));
+        }
         if container.state != ContainerState::Running {
             plan.conflicts.push(format!(
                 "container {name} is not running; an in-place restore loads the dump with the database's own server. Start it, then restore"
