@@ -58,7 +58,8 @@ fn require_image() {
 }
 
 #[tokio::test]
-async fn the_compose_deployment_backs_up_a_labelled_volume_through_the_host_staging_path() {
+async fn the_compose_deployment_backs_up_and_restores_a_labelled_volume_through_the_host_staging_path()
+ {
     require_engine_and_images();
     require_image();
     let dir = tempfile::tempdir().unwrap();

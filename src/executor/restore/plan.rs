@@ -235,6 +235,12 @@ async fn plan_volume<R: Runtime>(
         ),
     };
     let mounters = if plan.in_place {
+        if target.is_none() && original.is_some() {
+            plan.conflicts.push(format!(
+                "volume {name} is not a target of instance `{}` now, so its content cannot be saved before it is replaced; restore into a new volume instead",
+                plan.instance
+            ));
+        }
         plan_in_place(runtime, plan, name, original.is_some(), restore_step).await?
     } else {
         plan_new_volume(runtime, plan, name, original.as_ref(), restore_step).await?;
