@@ -1,12 +1,16 @@
 // The one way the dashboard talks to Marina: same-origin fetches carrying the session
 // cookie, JSON in and out, and errors as `ApiError` with the server's own message.
 
-/** A failed API call: HTTP status (0 when Marina could not be reached) and message. */
+/**
+ * A failed API call: HTTP status (0 when Marina could not be reached), message, and the
+ * whole answer, whose other fields some errors carry (a refused restore's `plan`).
+ */
 export class ApiError extends Error {
-  constructor(status, message, retryAfter) {
+  constructor(status, message, retryAfter, body = null) {
     super(message);
     this.status = status;
     this.retryAfter = retryAfter;
+    this.body = body;
   }
 }
 
@@ -44,7 +48,7 @@ export async function api(path, { method = 'GET', body, allow401 = false } = {})
   }
   if (!response.ok) {
     const message = data && typeof data.error === 'string' ? data.error : `HTTP ${response.status}`;
-    const error = new ApiError(response.status, message, response.headers.get('Retry-After'));
+    const error = new ApiError(response.status, message, response.headers.get('Retry-After'), data);
     if (response.status === 401 && !allow401) unauthorized(error);
     throw error;
   }

@@ -5,6 +5,7 @@ import { api, onUnauthorized } from './api.js';
 import { h, mount } from './dom.js';
 import { overview } from './overview.js';
 import { instance } from './instance.js';
+import { restore } from './restore.js';
 import { job } from './job.js';
 import { systemLogs } from './logs.js';
 import { config } from './config.js';
@@ -40,6 +41,7 @@ function parse(hash) {
   const query = new URLSearchParams(search);
   if (parts.length === 0) return { screen: overview, nav: 'overview', params: { query } };
   if (parts[0] === 'instances' && parts.length === 2) return { screen: instance, nav: 'overview', params: { id: parts[1], query } };
+  if (parts[0] === 'instances' && parts.length === 4 && parts[2] === 'restore') return { screen: restore, nav: 'overview', params: { id: parts[1], target: parts[3], query } };
   if (parts[0] === 'jobs' && parts.length === 3) return { screen: job, nav: 'overview', params: { node: parts[1], id: parts[2], query } };
   if (parts[0] === 'logs' && parts.length === 1) return { screen: systemLogs, nav: 'logs', params: { query } };
   if (parts[0] === 'config' && parts.length === 1) return { screen: config, nav: 'config', params: { query } };

@@ -2,7 +2,7 @@
 // facts (schedule, next run, last backup, retention, targets) and its problems.
 
 import { h, instanceHref } from './dom.js';
-import { absolute, badgeStatus, relative, statusLabel } from './format.js';
+import { absolute, badgeStatus, jobKind, relative, restoreDestination, shortSnapshot, statusLabel } from './format.js';
 
 /** A coloured job-status badge; `data-job-status` carries the raw status for tests. */
 export function statusBadge(status, attrs = {}) {
@@ -54,12 +54,34 @@ export function instanceFacts(view, now) {
     fact('Retention', view.retentionText.split(' · ').map((part, i) => [i ? ' · ' : '', h('span', { class: 'nowrap' }, part)])));
 }
 
-/** The targets of an instance with their readiness. */
-export function targetList(view) {
+/**
+ * The targets of an instance with their readiness; `action(target)`, when given, adds a
+ * control to each row (the instance screen's "Restore…").
+ */
+export function targetList(view, { action } = {}) {
   if (view.targets.length === 0) return h('p', { class: 'muted small no-targets' }, 'No targets yet: label a volume or container, or list one in the config.');
   return h('ul', { class: 'targets' }, view.targets.map((target) => h('li', { class: 'target', 'data-target': target.id },
     h('span', { class: 'target-id' }, target.id),
-    (target.conditions || []).map(conditionBadge))));
+    h('span', { class: 'target-end' },
+      (target.conditions || []).map(conditionBadge),
+      action ? action(target) : null))));
+}
+
+/** A job's kind as a chip; `data-kind` carries it for tests. */
+export function kindChip(job, attrs = {}) {
+  const kind = jobKind(job);
+  return h('span', { class: `chip kind-${kind} ${kind === 'restore' ? 'chip-accent' : ''}`, 'data-kind': kind, ...attrs }, kind);
+}
+
+/** `volume:data · from 1a2b3c4d · into new volume data-copy`: what a restore job restores. */
+export function restoreText(restore) {
+  if (!restore) return '';
+  return `${restore.target} · from ${shortSnapshot(restore.snapshot)} · ${restoreDestination(restore)}`;
+}
+
+/** The job's kind, and for a restore what it restores and where to: for job lists. */
+export function jobKindCell(job) {
+  return [kindChip(job), job.restore ? h('span', { class: 'kind-detail' }, restoreText(job.restore)) : null];
 }
 
 /** The instance conditions that do not hold, as a short list of messages. */

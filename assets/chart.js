@@ -3,7 +3,7 @@
 // container's real width (and redrawn when that changes), so text stays legible on a phone.
 
 import { h, s, jobHref } from './dom.js';
-import { badgeStatus, duration, jobDuration, jobTime, short, statusLabel } from './format.js';
+import { badgeStatus, duration, jobDuration, jobKind, jobTime, short, statusLabel } from './format.js';
 
 const HEIGHT = 200;
 const PAD = { top: 14, right: 10, bottom: 30, left: 52 };
@@ -74,7 +74,7 @@ function draw(container, jobs, now) {
     // A job that ended at once (or never started) still shows its outcome as a sliver.
     const barH = Math.max(4, PAD.top + plotH - y(ms));
     const status = badgeStatus(job.status);
-    const tip = `Job ${job.iid ?? job.id} of ${job.instanceId} · ${statusLabel(job.status)} · `
+    const tip = `${jobKind(job) === 'restore' ? 'Restore' : 'Backup'} ${job.iid ?? job.id} of ${job.instanceId} · ${statusLabel(job.status)} · `
       + `${jobDuration(job, now) === null ? 'did not start' : duration(ms)} · ${short(job.lastStartedAt || job.createdAt)}`;
     svg.append(
       s('a', { href: jobHref(job.nodeName, job.id, job.instanceId), class: 'bar-link' },

@@ -58,3 +58,8 @@ export function jobHref(node, id, instance) {
   const base = `#/jobs/${encodeURIComponent(node || '-')}/${encodeURIComponent(id)}`;
   return instance ? `${base}?instance=${encodeURIComponent(instance)}` : base;
 }
+
+/** `#/instances/ID/restore/TARGET`: the restore screen of one target of an instance. */
+export function restoreHref(id, target) {
+  return `#/instances/${encodeURIComponent(id)}/restore/${encodeURIComponent(target)}`;
+}

@@ -86,3 +86,49 @@ export function jobTime(job) {
   const date = toDate(job.lastStartedAt) || toDate(job.createdAt);
   return date ? date.getTime() : 0;
 }
+
+/** `512 B`, `64.0 KiB`, `1.2 GiB` (binary units, as Marina's log and CLI print them); `—` for nothing. */
+export function bytes(value) {
+  if (value === null || value === undefined || Number.isNaN(value)) return '—';
+  if (value < 1024) return `${value} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+  let size = value / 1024;
+  let unit = 0;
+  while (size >= 1023.95 && unit < units.length - 1) {
+    size /= 1024;
+    unit += 1;
+  }
+  return `${size.toFixed(1)} ${units[unit]}`;
+}
+
+/** `1,234` in the browser's own digits; `—` for nothing. */
+export function count(value) {
+  if (value === null || value === undefined || Number.isNaN(value)) return '—';
+  return new Intl.NumberFormat().format(value);
+}
+
+/** A job's kind: `backup` or `restore` (jobs from a Marina before restores are backups). */
+export function jobKind(job) {
+  return job.kind || 'backup';
+}
+
+/** The 8-digit form of a snapshot id, as restic prints it; `latest` stays `latest`. */
+export function shortSnapshot(snapshot) {
+  if (!snapshot) return '—';
+  return /^[0-9a-f]{9,}$/.test(snapshot) ? snapshot.slice(0, 8) : snapshot;
+}
+
+/** What a restore job does, as its `restore` says: the kind of its destination. */
+export function restoreNoun(target) {
+  return String(target || '').startsWith('db:') ? 'container' : 'volume';
+}
+
+/**
+ * `into new volume app-data-copy` or `in place`: where a restore job's content goes; the
+ * destination's name comes from the request (the API fills in the default it chose).
+ */
+export function restoreDestination(restore) {
+  if (!restore) return '—';
+  if (restore.inPlace) return 'in place';
+  return restore.to ? `into new ${restoreNoun(restore.target)} ${restore.to}` : `into a new ${restoreNoun(restore.target)}`;
+}

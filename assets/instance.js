@@ -1,10 +1,11 @@
-// One instance (`#/instances/{id}`): its facts, "Back up now" when it lives on this node,
-// a chart of its jobs, and its job history (merged across nodes). Refreshes every 5 s.
+// One instance (`#/instances/{id}`): its facts, "Back up now" and each target's "Restore…"
+// when it lives on this node, a chart of its jobs, and its job history (merged across nodes),
+// backups and restores alike. Refreshes every 5 s.
 
 import { api } from './api.js';
-import { h, mount, jobHref } from './dom.js';
-import { duration, jobDuration, short, absolute } from './format.js';
-import { describe, instanceFacts, problems, statusBadge, targetList } from './cards.js';
+import { h, mount, jobHref, restoreHref } from './dom.js';
+import { duration, jobDuration, jobKind, short, absolute } from './format.js';
+import { describe, instanceFacts, jobKindCell, problems, statusBadge, targetList } from './cards.js';
 import { jobChart } from './chart.js';
 
 const REFRESH_MS = 5000;
@@ -13,9 +14,10 @@ function historyTable(jobs, now) {
   if (!jobs.length) return h('p', { class: 'empty' }, 'No jobs yet.');
   const cell = (label, ...content) => h('td', { 'data-label': label }, h('div', { class: 'cell' }, ...content));
   return h('div', { class: 'table-wrap' }, h('table', { class: 'table jobs-table', id: 'job-history' },
-    h('thead', {}, h('tr', {}, ['Job', 'Status', 'Trigger', 'Started', 'Duration', 'Targets', 'Node', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
-    h('tbody', {}, jobs.map((job) => h('tr', { 'data-job': job.id },
+    h('thead', {}, h('tr', {}, ['Job', 'Kind', 'Status', 'Trigger', 'Started', 'Duration', 'Targets', 'Node', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, jobs.map((job) => h('tr', { 'data-job': job.id, 'data-kind': jobKind(job) },
       cell('Job', h('a', { href: jobHref(job.nodeName, job.id, job.instanceId) }, `#${job.iid ?? job.id}`)),
+      cell('Kind', jobKindCell(job)),
       cell('Status', statusBadge(job.status)),
       cell('Trigger', job.trigger || '—'),
       cell('Started', h('time', { datetime: job.lastStartedAt || '', title: absolute(job.lastStartedAt) }, short(job.lastStartedAt))),
@@ -59,8 +61,16 @@ export async function instance(root, params, ctx) {
       return;
     }
     const node = local ? ctx.node : schedule?.nodeName || jobs[0]?.nodeName;
-    const latestJob = jobs.find((j) => j.nodeName === node);
+    // The instance's state is its backups'; restores show in the history.
+    const latestJob = jobs.find((j) => j.nodeName === node && jobKind(j) === 'backup');
     const view = describe({ instance: local, schedule, latestJob, node });
+    // Restores run on the node that has the instance, from its restic repository; a custom
+    // image keeps its own backups.
+    const restorable = local && local.backend !== 'customImage';
+    const restoreAction = (target) => h('a', {
+      class: 'button button-quiet button-small', href: restoreHref(id, target.id),
+      'data-action': 'restore', 'data-target': target.id, 'aria-label': `Restore ${target.id}`,
+    }, 'Restore…');
     mount(root,
       h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ', h('span', {}, id)),
       h('div', { class: 'page-head' },
@@ -74,7 +84,7 @@ export async function instance(root, params, ctx) {
       flash ? h('p', { class: 'banner banner-error', role: 'alert', 'data-role': 'backup-error' }, flash) : null,
       h('section', { class: 'panel instance-detail', 'data-instance': id },
         instanceFacts(view, now),
-        h('div', { class: 'card-section' }, h('h4', {}, 'Targets'), targetList(view)),
+        h('div', { class: 'card-section' }, h('h4', {}, 'Targets'), targetList(view, { action: restorable ? restoreAction : null })),
         problems(view)),
       h('section', { class: 'panel' }, jobChart(jobs, { title: 'Job durations and outcomes', id: 'instance-chart' })),
       h('section', { class: 'panel' }, h('h3', {}, 'History'), historyTable(jobs, now)));

@@ -1,4 +1,5 @@
-// One job (`#/jobs/{node}/{id}`): its status and counts, and its log. While the job is
+// One job (`#/jobs/{node}/{id}`), a backup or a restore: its status, counts, what a restore
+// restores and where to, and its log. While the job is
 // active the screen follows it live: every second it asks for the lines after the last one
 // seen (`afterId`) and re-reads the status, until the job is final. Lines are de-duplicated
 // by id, so a server that ignores `afterId` (and answers the whole log) works the same.
@@ -6,8 +7,8 @@
 
 import { api, peers } from './api.js';
 import { h, mount, instanceHref } from './dom.js';
-import { absolute, duration, jobDuration, logTime, FINAL } from './format.js';
-import { statusBadge } from './cards.js';
+import { absolute, duration, jobDuration, jobKind, logTime, restoreDestination, shortSnapshot, FINAL } from './format.js';
+import { kindChip, statusBadge } from './cards.js';
 
 const POLL_MS = 1000;
 /** Polls after the job turned final, to catch lines written just after its status. */
@@ -115,17 +116,25 @@ export async function job(root, params, ctx) {
 
   function renderStatus() {
     const status = current ? current.status : 'unknown';
+    const restore = current && jobKind(current) === 'restore';
     mount(head,
-      h('h1', {}, current ? `Job #${current.iid} of ${current.instanceId}` : `Job ${id}`),
+      h('h1', {}, current ? `${restore ? 'Restore' : 'Job'} #${current.iid} of ${current.instanceId}` : `Job ${id}`),
       current ? statusBadge(status, { id: 'job-status' }) : h('span', { class: 'badge badge-never', id: 'job-status', 'data-job-status': 'unknown' }, 'unknown'),
+      current ? kindChip(current, { id: 'job-kind' }) : null,
       h('span', { class: 'chip' }, local ? ctx.node || 'this node' : node));
     if (!current) {
       mount(facts, h('p', { class: 'muted' }, 'The job record has not been found (yet).'));
       return;
     }
     const fact = (label, ...value) => h('div', { class: 'fact' }, h('dt', {}, label), h('dd', {}, ...value));
+    const what = current.restore;
     mount(facts,
       fact('Instance', h('a', { href: instanceHref(current.instanceId) }, current.instanceId)),
+      what ? [
+        fact('Restores', h('code', { id: 'job-restore-target' }, what.target)),
+        fact('From snapshot', h('code', { id: 'job-restore-snapshot', title: what.snapshot }, shortSnapshot(what.snapshot))),
+        fact('Destination', h('span', { id: 'job-restore-destination', 'data-in-place': String(Boolean(what.inPlace)) }, restoreDestination(what))),
+      ] : null,
       fact('Trigger', current.trigger || '—'),
       fact('Started', absolute(current.lastStartedAt)),
       fact('Finished', absolute(current.lastCompletedAt)),

@@ -3,7 +3,7 @@
 
 import { api, peers as loadPeers } from './api.js';
 import { h, mount, jobHref } from './dom.js';
-import { relative, jobTime, FINAL } from './format.js';
+import { relative, jobKind, jobTime, FINAL } from './format.js';
 import { describe, instanceFacts, instanceLink, problems, statusBadge, targetList } from './cards.js';
 import { jobChart } from './chart.js';
 
@@ -55,7 +55,8 @@ export async function overview(root, _params, ctx) {
       }, view.running ? 'Running…' : view.queued ? 'Queued…' : 'Back up now'));
     }
     if (runningJob) {
-      actions.push(h('a', { class: 'button button-quiet', href: jobHref(runningJob.nodeName, runningJob.id, view.id) }, 'Follow job'));
+      actions.push(h('a', { class: 'button button-quiet', href: jobHref(runningJob.nodeName, runningJob.id, view.id), 'data-kind': jobKind(runningJob) },
+        jobKind(runningJob) === 'restore' ? 'Follow restore' : 'Follow job'));
     }
     actions.push(h('a', { class: 'button button-quiet', href: `#/instances/${encodeURIComponent(view.id)}` }, 'History'));
     return h('article', { class: `card instance-card status-${view.status}`, 'data-instance': view.id, 'data-node': view.node },
@@ -86,7 +87,9 @@ export async function overview(root, _params, ctx) {
     const running = new Map();
     for (const job of jobs) {
       const known = latest.get(job.instanceId);
-      if (!known || jobTime(job) > jobTime(known) || (jobTime(job) === jobTime(known) && job.id > known.id)) latest.set(job.instanceId, job);
+      // An instance's state is its backups'; a restore shows as running while it runs.
+      const newer = !known || jobTime(job) > jobTime(known) || (jobTime(job) === jobTime(known) && job.id > known.id);
+      if (jobKind(job) === 'backup' && newer) latest.set(job.instanceId, job);
       if (!FINAL.has(job.status) && job.isActive && !running.has(job.instanceId)) running.set(job.instanceId, job);
     }
 
