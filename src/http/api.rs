@@ -194,10 +194,10 @@ async fn local_schedules(state: &AppState, snapshot: &Snapshot) -> Vec<ScheduleE
                 keep_monthly: r.keep_monthly,
             },
         );
-        let latest = match state.store.latest_job(&instance.id).await {
+        let latest = match state.store.latest_backup(&instance.id).await {
             Ok(latest) => latest,
             Err(e) => {
-                warn!(instance = %instance.id, error = %e, "Could not read the latest job for /api/schedules.");
+                warn!(instance = %instance.id, error = %e, "Could not read the latest backup for /api/schedules.");
                 None
             }
         };

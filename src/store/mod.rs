@@ -369,12 +369,13 @@ impl Store {
         .await
     }
 
-    /// The newest job of `instance`.
-    pub async fn latest_job(&self, instance: &InstanceId) -> Result<Option<JobRecord>> {
+    /// The newest backup job of `instance` (restores are left out: they say nothing about
+    /// how the instance's backups go).
+    pub async fn latest_backup(&self, instance: &InstanceId) -> Result<Option<JobRecord>> {
         let instance = instance.clone();
         self.read(
-            format!("read the latest job of instance {instance}"),
-            move |conn| sql::latest_job(conn, &instance),
+            format!("read the latest backup of instance {instance}"),
+            move |conn| sql::latest_backup(conn, &instance),
         )
         .await
     }

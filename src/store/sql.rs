@@ -343,8 +343,14 @@ pub(crate) fn instance_jobs(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(crate) fn latest_job(conn: &Connection, instance: &InstanceId) -> Sql<Option<JobRecord>> {
-    Ok(instance_jobs(conn, instance, 1)?.into_iter().next())
+pub(crate) fn latest_backup(conn: &Connection, instance: &InstanceId) -> Sql<Option<JobRecord>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE instance = ?1 AND kind = 'backup'
+             ORDER BY iid DESC LIMIT 1"
+        ))?
+        .query_row([instance.as_str()], job_from_row)
+        .optional()?)
 }
 
 /// Runs a "newest `limit` rows" log query and returns the rows oldest first.

@@ -22,9 +22,9 @@ async fn job_numbers_count_per_instance() {
         .map(|(i, n)| ((*i).to_owned(), *n))
         .collect();
     assert_eq!(iids, expected);
-    let latest = store.latest_job(&a).await.unwrap().unwrap();
+    let latest = store.latest_backup(&a).await.unwrap().unwrap();
     assert_eq!(latest.iid, 3);
-    assert!(store.latest_job(&instance("c")).await.unwrap().is_none());
+    assert!(store.latest_backup(&instance("c")).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -262,4 +262,53 @@ async fn only_a_job_that_never_started_can_be_deleted() {
         store.delete_job(JobId(999)).await,
         Err(StoreError::NoSuchJob(JobId(999)))
     ));
+}
+
+#[tokio::test]
+async fn restore_jobs_keep_their_request_and_count_neither_as_the_latest_backup_nor_in_history() {
+    let (store, _dir) = fresh().await;
+    let a = instance("a");
+    let backup = store
+        .create_job(&a, "node1", Trigger::Schedule, at(0))
+        .await
+        .unwrap();
+    assert_eq!(backup.kind, crate::model::JobKind::Backup);
+    assert_eq!(backup.restore, None);
+    for (status, t) in [(JobStatus::InProgress, 1), (JobStatus::Success, 2)] {
+        store
+            .set_job_status(backup.id, status, None, at(t))
+            .await
+            .unwrap();
+    }
+    let request: crate::model::RestoreRequest = serde_json::from_str(
+        r#"{"target": "volume:data", "snapshot": "0123abcd", "inPlace": true}"#,
+    )
+    .unwrap();
+    let restore = store
+        .record_job(&a, "node1", NewJob::Restore(request.clone()), at(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        (restore.kind, restore.iid, restore.trigger),
+        (crate::model::JobKind::Restore, 2, Trigger::Manual)
+    );
+    for (status, t) in [(JobStatus::InProgress, 4), (JobStatus::Failed, 5)] {
+        store
+            .set_job_status(restore.id, status, None, at(t))
+            .await
+            .unwrap();
+    }
+    let read = store.job(restore.id).await.unwrap().unwrap();
+    assert_eq!(read.restore, Some(request));
+    assert_eq!(
+        store.latest_backup(&a).await.unwrap().unwrap().id,
+        backup.id
+    );
+    let history = store.history().await.unwrap();
+    assert_eq!(history[&a].last_success, Some(at(2)));
+    assert_eq!(
+        history[&a].last_finished,
+        Some((at(2), true)),
+        "a failed restore is no failed backup"
+    );
 }
