@@ -504,3 +504,72 @@ async fn a_crash_during_an_in_place_restore_leaves_the_containers_running_and_th
         "the safety snapshot is whole"
     );
 }
+
+/// Runs `marina ARGS… --url URL` and answers its exit code, stdout and stderr.
+fn marina(daemon: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(args)
+        .arg("--config")
+        .arg(&daemon.config_path)
+        .args(["--url", &daemon.base_url])
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn marina_snapshots_and_marina_restore_work_against_the_running_daemon() {
+    require_engine_and_images();
+    let repo = tempfile::tempdir().unwrap();
+    let (volume, _volume) = original_volume();
+    let backed_up = tree(&mountpoint(&volume));
+    let daemon = Daemon::start(&config(&repo.path().join("repo"), &volume));
+    daemon.wait_ready().await;
+    daemon.wait_targets("files").await;
+    let backup = daemon.trigger("files").await;
+    assert_eq!(
+        daemon.wait_job("files", backup, 120).await["status"],
+        "success"
+    );
+    fill(&volume, CHANGES);
+    let target = format!("volume:{volume}");
+
+    let (code, out, err) = marina(&daemon, &["snapshots", "files", &target]);
+    assert_eq!(code, 0, "{out}{err}");
+    let listed = daemon
+        .get(&format!("/api/instances/files/snapshots?target={target}"))
+        .await;
+    let short = listed["snapshots"][0]["shortId"].as_str().unwrap();
+    assert!(out.contains(short) && out.contains(&target), "{out}");
+
+    let copy = format!("{volume}-cli");
+    let _copy = VolumeGuard(copy.clone());
+    let (code, out, err) = marina(
+        &daemon,
+        &["restore", "files", &target, "--to", &copy, "--dry-run"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("create volume") && out.contains(&copy),
+        "{out}"
+    );
+    assert!(!volume_exists(&copy), "a dry run creates nothing");
+
+    let (code, out, err) = marina(&daemon, &["restore", "files", &target, "--to", &copy]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("queued as job") && out.contains("success"),
+        "{out}"
+    );
+    assert_eq!(tree(&mountpoint(&copy)), backed_up);
+
+    let (code, out, err) = marina(&daemon, &["restore", "files", &target, "--to", &copy]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(format!("{out}{err}").contains("exists"), "{out}{err}");
+    let (code, _, err) = marina(&daemon, &["restore", "files", &volume]);
+    assert_eq!(code, 2, "a bare name is a usage error: {err}");
+}
