@@ -193,6 +193,47 @@ pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> Image
     guard
 }
 
+/// Builds the example custom backend of `examples/custom-backup-image/` from its own
+/// Dockerfile and scripts, with its one `FROM` line swapped for the local busybox image (no
+/// registry is reachable here); the guard removes the image.
+pub fn build_custom_example_image() -> (String, ImageGuard) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/custom-backup-image");
+    let dockerfile =
+        std::fs::read_to_string(dir.join("Dockerfile")).expect("the example's Dockerfile");
+    assert_eq!(
+        dockerfile
+            .lines()
+            .filter(|l| l.starts_with("FROM "))
+            .count(),
+        1,
+        "the example's Dockerfile has one FROM line to swap:\n{dockerfile}"
+    );
+    let local: Vec<String> = dockerfile
+        .lines()
+        .map(|line| {
+            if line.starts_with("FROM ") {
+                format!("FROM {BUSYBOX_IMAGE}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    let scripts: Vec<(String, String)> = ["backup.sh", "restore.sh"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(name)).expect("an example script");
+            ((*name).to_owned(), text)
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = scripts
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let tag = format!("marina-test/custom-example:{}", unique_name("img"));
+    let guard = build_image(&tag, &local.join("\n"), &files);
+    (tag, guard)
+}
+
 /// The ids of all containers (any state) carrying `label` (`key` or `key=value`).
 pub fn containers_with_label(label: &str) -> Vec<String> {
     let filter = format!("label={label}");
