@@ -168,6 +168,16 @@ impl Drop for ImageGuard {
 /// Builds the local image `tag` (no registry involved) from `dockerfile` and executable
 /// `files` (name, contents) placed beside it; the guard removes the image.
 pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> ImageGuard {
+    build_image_with(tag, dockerfile, files, &[])
+}
+
+/// [`build_image`] with more `docker build` options.
+pub fn build_image_with(
+    tag: &str,
+    dockerfile: &str,
+    files: &[(&str, &str)],
+    options: &[&str],
+) -> ImageGuard {
     use std::os::unix::fs::PermissionsExt;
 
     let dir = tempfile::tempdir().expect("a temporary build context");
@@ -181,6 +191,7 @@ pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> Image
     let guard = ImageGuard(tag.to_owned());
     let output = Command::new("docker")
         .args(["build", "--quiet", "--tag", tag])
+        .args(options)
         .arg(dir.path())
         .env("DOCKER_BUILDKIT", "0")
         .output()
@@ -230,7 +241,9 @@ pub fn build_custom_example_image() -> (String, ImageGuard) {
         .map(|(name, text)| (name.as_str(), text.as_str()))
         .collect();
     let tag = format!("marina-test/custom-example:{}", unique_name("img"));
-    let guard = build_image(&tag, &local.join("\n"), &files);
+    // Not from the build cache: the tests of a binary build this same image at once, and
+    // one test removing its image must not take layers from under another's build.
+    let guard = build_image_with(&tag, &local.join("\n"), &files, &["--no-cache"]);
     (tag, guard)
 }
 
