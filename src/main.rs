@@ -52,7 +52,9 @@ enum Command {
     /// the dump loaded, to inspect or copy from. --in-place stops the containers that use the
     /// target, saves a safety snapshot tagged marina:pre-restore, replaces the content and
     /// starts the containers again; `marina snapshots INSTANCE TARGET` then lists the safety
-    /// snapshot, and restoring it in place undoes the restore.
+    /// snapshot, and restoring it in place undoes the restore. A custom-image instance
+    /// restores through its image (`restoreEntrypoint`, or the image's /restore.sh), whose
+    /// safety copy is a backup the image makes with `MARINA_PRE_RESTORE=1`.
     ///
     /// Prints the plan (steps, size, conflicts) first; with --dry-run that is all (exit 0, or
     /// 1 when the plan has conflicts). Otherwise the restore is queued as a job whose log is
@@ -120,7 +122,8 @@ struct RestoreArgs {
     #[arg(value_parser = restore::parse_target)]
     target: TargetId,
     /// The snapshot to restore: `latest` (the target's newest), or an id or its first 8 or
-    /// more hex digits, as `marina snapshots` shows them.
+    /// more hex digits, as `marina snapshots` shows them. For a custom-image instance: the
+    /// name its image gives one of its backups, handed to the image as written.
     #[arg(long, value_name = "ID|latest", default_value = "latest", value_parser = restore::parse_snapshot)]
     snapshot: String,
     /// The name of the new volume or container, which must not exist yet (default: chosen by

@@ -1,9 +1,12 @@
 //! The example custom backend in `examples/custom-backup-image/` works with the real Marina.
-//! Built from its own Dockerfile and `backup.sh` (on the local busybox base instead of alpine,
+//! Built from its own Dockerfile and scripts (on the local busybox base instead of alpine,
 //! as no registry is reachable here) and run by `marina run` for a labelled volume, it leaves
 //! an archive whose checksum holds and whose contents are the volume's files byte for byte,
 //! it keeps only `KEEP_LAST` archives, and it fails the job with a clear reason when its
-//! destination is missing or unusable. The by-hand command of its README works as written.
+//! destination is missing or unusable. The by-hand command of its README works as written,
+//! for `backup.sh` and for `restore.sh`, which extracts only the target from a checked
+//! archive (`latest` never being a pre-restore one) and refuses what it cannot restore.
+//! Restores through Marina are in `tests/custom_image_restore.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // In tests a panic is the failure report.
 
@@ -21,38 +24,10 @@ use support::{
     require_engine_and_images, unique_name,
 };
 
-/// The example's directory.
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/custom-backup-image")
-}
-
-/// Builds the example image from its own Dockerfile and `backup.sh`, with the base image
+/// Builds the example image from its own Dockerfile and scripts, with the base image
 /// swapped for the local busybox one; the guard removes the image.
 fn build_example_image() -> (String, ImageGuard) {
-    let dir = example_dir();
-    let dockerfile = std::fs::read_to_string(dir.join("Dockerfile")).unwrap();
-    let script = std::fs::read_to_string(dir.join("backup.sh")).unwrap();
-    assert_eq!(
-        dockerfile
-            .lines()
-            .filter(|l| l.starts_with("FROM "))
-            .count(),
-        1,
-        "the example's Dockerfile has one FROM line to swap:\n{dockerfile}"
-    );
-    let local: Vec<String> = dockerfile
-        .lines()
-        .map(|line| {
-            if line.starts_with("FROM ") {
-                format!("FROM {BUSYBOX_IMAGE}")
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect();
-    let tag = format!("marina-test/custom-example:{}", unique_name("img"));
-    let guard = support::build_image(&tag, &local.join("\n"), &[("backup.sh", &script)]);
-    (tag, guard)
+    support::build_custom_example_image()
 }
 
 /// One entry of a directory tree, with everything a restore must give back.
@@ -320,6 +295,11 @@ async fn without_a_usable_destination_the_job_fails_and_says_why() {
 /// `docker run --rm` of `image` with `/backup` bound to `root` and `env`, as the README's
 /// local test does.
 fn run_by_hand(image: &str, root: &Path, env: &[&str]) -> Output {
+    run_by_hand_with(image, root, env, &[])
+}
+
+/// [`run_by_hand`] with more `docker run` options (`--entrypoint /restore.sh`).
+fn run_by_hand_with(image: &str, root: &Path, env: &[&str], options: &[&str]) -> Output {
     let name = unique_name("by-hand");
     let _container = ContainerGuard(name.clone());
     let mut args = vec![
@@ -330,6 +310,7 @@ fn run_by_hand(image: &str, root: &Path, env: &[&str]) -> Output {
         "-v".to_owned(),
         format!("{}:/backup", root.display()),
     ];
+    args.extend(options.iter().map(|o| (*o).to_owned()));
     for var in env {
         args.extend(["-e".to_owned(), (*var).to_owned()]);
     }
@@ -411,5 +392,194 @@ fn the_readme_command_runs_the_image_by_hand_and_refuses_bad_input() {
             format!("{name}.sha256")
         ],
         "refused runs leave nothing behind"
+    );
+}
+
+/// Backs up three runs of two volumes by hand, the third as a pre-restore backup; returns
+/// each run's `app-data` as it was.
+fn archive_three_runs(image: &str, root: &Path) -> Vec<BTreeMap<PathBuf, Entry>> {
+    let mut runs = Vec::new();
+    for (run, content, pre_restore) in [
+        ("20270101T000000Z", "first", false),
+        ("20270102T000000Z", "second", false),
+        ("20270103T000000Z", "saved before a restore", true),
+    ] {
+        for volume in ["app-data", "other"] {
+            let dir = root.join(run).join("vol").join(volume);
+            std::fs::create_dir_all(dir.join("sub")).unwrap();
+            std::fs::write(dir.join("sub/file.txt"), format!("{content} {volume}\n")).unwrap();
+            std::os::unix::fs::symlink("sub/file.txt", dir.join("link")).unwrap();
+            std::fs::set_permissions(
+                dir.join("sub/file.txt"),
+                std::fs::Permissions::from_mode(0o640),
+            )
+            .unwrap();
+        }
+        let mut env = vec![
+            "MARINA_INSTANCE_ID=try".to_owned(),
+            "MARINA_HOSTNAME=my-host".to_owned(),
+            format!("MARINA_BACKUP_DIR=/backup/{run}"),
+            "DEST_DIR=/backup/archives".to_owned(),
+        ];
+        if pre_restore {
+            env.push("MARINA_PRE_RESTORE=1".to_owned());
+        }
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let output = run_by_hand(image, root, &env);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        runs.push(tree(&root.join(run).join("vol/app-data")));
+        std::fs::remove_dir_all(root.join(run)).unwrap();
+    }
+    runs
+}
+
+/// Runs `/restore.sh` by hand as the README does, restoring `target` from `snapshot` into
+/// the (new, empty) run directory `into`.
+fn restore_by_hand(image: &str, root: &Path, snapshot: &str, target: &str, into: &str) -> Output {
+    std::fs::create_dir_all(root.join(into)).unwrap();
+    let env = [
+        "MARINA_RESTORE=1".to_owned(),
+        format!("MARINA_RESTORE_TARGET={target}"),
+        format!("MARINA_RESTORE_SNAPSHOT={snapshot}"),
+        "MARINA_INSTANCE_ID=try".to_owned(),
+        "MARINA_HOSTNAME=my-host".to_owned(),
+        format!("MARINA_BACKUP_DIR=/backup/{into}"),
+        "DEST_DIR=/backup/archives".to_owned(),
+    ];
+    let env: Vec<&str> = env.iter().map(String::as_str).collect();
+    run_by_hand_with(image, root, &env, &["--entrypoint", "/restore.sh"])
+}
+
+#[test]
+fn restore_sh_by_hand_extracts_only_the_target_from_a_checked_archive() {
+    require_engine_and_images();
+    let (image, _image) = build_example_image();
+    let root = tempfile::tempdir().unwrap();
+    let runs = archive_three_runs(&image, root.path());
+    let archives = root.path().join("archives");
+    assert!(
+        names(&archives).contains(&"try-my-host-20270103T000000Z-pre-restore.tar.gz".to_owned()),
+        "{:?}",
+        names(&archives)
+    );
+    for (snapshot, expected) in [
+        // The newest scheduled run: a pre-restore archive is never `latest`.
+        ("latest", &runs[1]),
+        ("20270101T000000Z", &runs[0]),
+        ("try-my-host-20270101T000000Z", &runs[0]),
+        ("try-my-host-20270101T000000Z.tar.gz", &runs[0]),
+        ("20270103T000000Z-pre-restore", &runs[2]),
+    ] {
+        let into = format!("restore-{}", unique_name("run"));
+        let output = restore_by_hand(&image, root.path(), snapshot, "volume:app-data", &into);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{snapshot}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("restore.sh: Checksum verified: "),
+            "{stdout}"
+        );
+        assert!(stdout.ends_with("restore.sh: Done.\n"), "{stdout}");
+        let restored = root.path().join(&into);
+        assert_eq!(names(&restored), ["vol"], "{snapshot}");
+        assert_eq!(
+            names(&restored.join("vol")),
+            ["app-data"],
+            "{snapshot}: only the target"
+        );
+        assert!(
+            &tree(&restored.join("vol/app-data")) == expected,
+            "{snapshot}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn restore_sh_refuses_a_damaged_archive_and_what_it_cannot_restore() {
+    require_engine_and_images();
+    let (image, _image) = build_example_image();
+    let root = tempfile::tempdir().unwrap();
+    archive_three_runs(&image, root.path());
+    let damaged = root
+        .path()
+        .join("archives/try-my-host-20270101T000000Z.tar.gz");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&damaged, bytes).unwrap();
+    std::fs::create_dir_all(root.path().join("occupied/x")).unwrap();
+    let refused = [
+        (
+            "20270101T000000Z",
+            "volume:app-data",
+            "fresh-1",
+            "checksum mismatch for /backup/archives/try-my-host-20270101T000000Z.tar.gz",
+        ),
+        (
+            "20261231T000000Z",
+            "volume:app-data",
+            "fresh-2",
+            "there is no archive '20261231T000000Z' of instance try",
+        ),
+        (
+            "latest",
+            "volume:nothing",
+            "fresh-3",
+            "try-my-host-20270102T000000Z.tar.gz holds no vol/nothing: volume:nothing was not part of that backup",
+        ),
+        (
+            "latest",
+            "data",
+            "fresh-4",
+            "MARINA_RESTORE_TARGET is 'data', not volume:<name> or db:<name>",
+        ),
+        (
+            "latest",
+            "volume:app-data",
+            "occupied",
+            "MARINA_BACKUP_DIR (/backup/occupied) is not empty",
+        ),
+    ];
+    for (snapshot, target, into, reason) in refused {
+        let output = restore_by_hand(&image, root.path(), snapshot, target, into);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{snapshot} {target}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("restore.sh: ERROR: {reason}")),
+            "{snapshot} {target}: {stderr}"
+        );
+        if into != "occupied" {
+            assert!(
+                names(&root.path().join(into)).is_empty(),
+                "{snapshot} {target}: nothing extracted"
+            );
+        }
+    }
+    // Without MARINA_RESTORE=1 it refuses to run at all.
+    let output = run_by_hand_with(
+        &image,
+        root.path(),
+        &[
+            "MARINA_BACKUP_DIR=/backup/fresh-1",
+            "DEST_DIR=/backup/archives",
+        ],
+        &["--entrypoint", "/restore.sh"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("restore.sh: ERROR: MARINA_RESTORE is not 1"),
+        "{stderr}"
     );
 }

@@ -358,6 +358,7 @@ esac
 fn job_spec(image: &str, job: &str, host_dir: &Path, mode: &str) -> JobContainerSpec {
     JobContainerSpec {
         image: image.to_owned(),
+        command: None,
         job_id: job.to_owned(),
         owner: "test".into(),
         instance_id: "nightly".to_owned(),
@@ -502,6 +503,83 @@ async fn a_job_container_uses_the_image_entrypoint_and_copes_without_a_registry(
         "{error}"
     );
     assert!(containers_with_label(&job_label(&job)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_container_runs_the_command_it_is_given_instead_of_the_image_entrypoint() {
+    let rt = runtime().await;
+    let image = format!("{}:v1", unique_name("restore-cmd"));
+    let _image = build_image(
+        &image,
+        &format!(
+            "FROM {BUSYBOX_IMAGE}\nCOPY entry.sh /entry.sh\nCOPY restore.sh /restore.sh\n\
+             ENTRYPOINT [\"/entry.sh\"]\nCMD [\"from-cmd\"]\n"
+        ),
+        &[
+            ("entry.sh", "#!/bin/sh\necho \"entrypoint $*\"\n"),
+            ("restore.sh", "#!/bin/sh\necho \"restore $# $*\"\n"),
+        ],
+    );
+    let host_dir = tempfile::tempdir().unwrap();
+    for (command, expected) in [
+        // Neither the image's ENTRYPOINT nor its CMD: exactly the command.
+        (vec!["/restore.sh".to_owned()], "restore 0 "),
+        (sh("echo \"shell $MODE\""), "shell given"),
+    ] {
+        let job = unique_name("job");
+        let lines = Lines::default();
+        let spec = JobContainerSpec {
+            command: Some(command),
+            ..job_spec(&image, &job, host_dir.path(), "given")
+        };
+        let outcome = rt
+            .run_job_container(spec, lines.sink(), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(outcome, RunOutcome::Exited(0));
+        assert_eq!(lines.texts(OutputStream::Stdout), [expected]);
+        assert!(containers_with_label(&job_label(&job)).is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn whether_an_image_holds_a_file_is_seen_without_starting_it() {
+    let rt = runtime().await;
+    let image = format!("{}:v1", unique_name("has-file"));
+    // No ENTRYPOINT and no CMD: such an image can still be looked into.
+    let _image = build_image(
+        &image,
+        "FROM scratch\nCOPY restore.sh /restore.sh\nCOPY restore.sh /tools/restore.sh\n",
+        &[("restore.sh", "#!/bin/sh\ntouch /started\n")],
+    );
+    let owner = unique_name("owner");
+    let label = format!("dev.polarfox.marina.owner={owner}");
+    for (path, expected) in [
+        ("/restore.sh", true),
+        ("/tools/restore.sh", true),
+        ("/tools", false),
+        ("/backup.sh", false),
+        ("/nowhere/restore.sh", false),
+    ] {
+        let found = rt
+            .image_has_file(&image, path, &owner, PullPolicy::Never)
+            .await
+            .unwrap();
+        assert_eq!(found, expected, "{path}");
+    }
+    assert!(
+        containers_with_label(&label).is_empty(),
+        "the containers made to look were removed"
+    );
+    let missing = format!("{}:nope", unique_name("missing"));
+    let error = rt
+        .image_has_file(&missing, "/restore.sh", &owner, PullPolicy::IfMissing)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RuntimeError::ImageMissing { image, .. } if *image == missing),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -288,7 +288,7 @@ fn wrong_arguments_are_usage_errors_before_any_request() {
             "--dry-run",
             "--no-wait",
         ],
-        &["restore", "nightly", "volume:data", "--snapshot", "abc"],
+        &["restore", "nightly", "volume:data", "--snapshot", "a b"],
         &["restore", "nightly", "volume:data", "--to", "no/slash"],
         &["restore", "bad!id", "volume:data"],
         &["restore", "nightly"],

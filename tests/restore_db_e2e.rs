@@ -103,11 +103,18 @@ fn run_in(container: &str, args: &[&str]) -> String {
     docker(&all).trim().to_owned()
 }
 
-/// Starts `engine`'s server labelled for instance `dbs`; waits until it answers.
+/// The instance that backs up `engine`'s server: one per engine, so the tests of this
+/// binary, which run at once on one engine, never see each other's labelled containers.
+fn instance_of(engine: &Engine) -> String {
+    format!("dbs-{}", engine.kind)
+}
+
+/// Starts `engine`'s server labelled for its instance; waits until it answers.
 fn start(engine: &Engine) -> ContainerGuard {
     let name = unique_name(engine.kind);
     let guard = ContainerGuard(name.clone());
     let label = format!("dev.polarfox.marina.db={}", engine.kind);
+    let instance_label = format!("dev.polarfox.marina.instanceID={}", instance_of(engine));
     let mut args = vec!["run", "--detach", "--name", &name];
     for var in engine.env {
         args.extend(["--env", var]);
@@ -116,7 +123,7 @@ fn start(engine: &Engine) -> ContainerGuard {
         "--label",
         "dev.polarfox.marina.enabled=true",
         "--label",
-        "dev.polarfox.marina.instanceID=dbs",
+        &instance_label,
         "--label",
         &label,
         support::DB_IMAGE,
@@ -127,11 +134,13 @@ fn start(engine: &Engine) -> ContainerGuard {
     guard
 }
 
-async fn restore(daemon: &Daemon, body: &Value) -> Value {
-    let (status, answer) = daemon.post_json("/api/instances/dbs/restore", body).await;
+async fn restore(daemon: &Daemon, instance: &str, body: &Value) -> Value {
+    let (status, answer) = daemon
+        .post_json(&format!("/api/instances/{instance}/restore"), body)
+        .await;
     assert_eq!(status, 202, "restore {body}: {answer}");
     let job = answer["jobId"].as_i64().unwrap();
-    let finished = daemon.wait_job("dbs", job, 300).await;
+    let finished = daemon.wait_job(instance, job, 300).await;
     assert_eq!(
         finished["status"],
         "success",
@@ -148,14 +157,15 @@ async fn every_engine_comes_back(engine: &Engine) {
     let backed_up = run_in(&source.0, engine.read);
 
     let repo = tempfile::tempdir().unwrap();
+    let instance = instance_of(engine);
     let daemon = Daemon::start(&format!(
-        "instances:\n  - id: dbs\n    repository: {}\n    schedule: '0 3 * * *'\n    env: {{RESTIC_PASSWORD: {PASSWORD}}}\n",
+        "instances:\n  - id: {instance}\n    repository: {}\n    schedule: '0 3 * * *'\n    env: {{RESTIC_PASSWORD: {PASSWORD}}}\n",
         repo.path().join("repo").display()
     ));
     daemon.wait_ready().await;
-    daemon.wait_targets("dbs").await;
-    let backup = daemon.trigger("dbs").await;
-    let job = daemon.wait_job("dbs", backup, 300).await;
+    daemon.wait_targets(&instance).await;
+    let backup = daemon.trigger(&instance).await;
+    let job = daemon.wait_job(&instance, backup, 300).await;
     assert_eq!(
         job["status"],
         "success",
@@ -173,7 +183,7 @@ async fn every_engine_comes_back(engine: &Engine) {
     let _copy = ContainerGuard(copy.clone());
     let (status, plan) = daemon
         .post_json(
-            "/api/instances/dbs/restore",
+            &format!("/api/instances/{instance}/restore"),
             &json!({ "target": target, "to": copy, "dryRun": true }),
         )
         .await;
@@ -185,7 +195,7 @@ async fn every_engine_comes_back(engine: &Engine) {
     );
 
     // Into a new container on no network: the source keeps its changes.
-    restore(&daemon, &json!({ "target": target, "to": copy })).await;
+    restore(&daemon, &instance, &json!({ "target": target, "to": copy })).await;
     assert_eq!(run_in(&copy, engine.read), backed_up, "the new container");
     assert_eq!(
         run_in(&source.0, engine.read),
@@ -197,11 +207,18 @@ async fn every_engine_comes_back(engine: &Engine) {
 
     // In place: the source holds the backed-up data again, and its safety snapshot holds
     // the changed data.
-    restore(&daemon, &json!({ "target": target, "inPlace": true })).await;
+    restore(
+        &daemon,
+        &instance,
+        &json!({ "target": target, "inPlace": true }),
+    )
+    .await;
     support::wait_until_exec_succeeds(&source.0, engine.ready, 90);
     assert_eq!(run_in(&source.0, engine.read), backed_up, "in place");
     let listed = daemon
-        .get(&format!("/api/instances/dbs/snapshots?target={target}"))
+        .get(&format!(
+            "/api/instances/{instance}/snapshots?target={target}"
+        ))
         .await;
     let saved: Vec<&Value> = listed["snapshots"]
         .as_array()
@@ -212,6 +229,7 @@ async fn every_engine_comes_back(engine: &Engine) {
     assert_eq!(saved.len(), 1, "{listed}");
     restore(
         &daemon,
+        &instance,
         &json!({ "target": target, "snapshot": saved[0]["id"], "inPlace": true }),
     )
     .await;

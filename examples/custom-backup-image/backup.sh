@@ -14,6 +14,11 @@
 #   app-node1-20270328T020000Z.tar.gz.sha256   its checksum (`sha256sum -c` reads it)
 #   app-node1-20270328T020000Z.tar.gz.list     its contents, one path a line (`tar -tzf`)
 #
+# With MARINA_PRE_RESTORE=1 (the backup an in-place restore makes of what it is about to
+# replace) the archive is app-node1-20270328T020000Z-pre-restore.tar.gz: retention never
+# deletes it and restore.sh never takes it for `latest`; restore it by that name to undo the
+# restore, and delete it by hand once it is no longer needed.
+#
 # POSIX sh; works with busybox (sh, tar, gzip, sha256sum, find, du). Every line printed
 # lands in Marina's job log as it is printed. Of the environment only the settings above and
 # Marina's variables are ever printed, so secrets in `env` stay out of the log.
@@ -66,11 +71,16 @@ esac
 # Instance ids are already safe in a file name; a node name is made so.
 SAFE_HOST=$(printf '%s' "$HOST" | tr -c 'A-Za-z0-9._-' '_')
 PREFIX="$INSTANCE-$SAFE_HOST-"
-NAME="$PREFIX$RUN.tar.gz"
+case ${MARINA_PRE_RESTORE:-} in
+  1) KIND=-pre-restore ;;
+  '' | 0) KIND= ;;
+  *) fail "MARINA_PRE_RESTORE must be 1 or unset, not '$MARINA_PRE_RESTORE'." ;;
+esac
+NAME="$PREFIX$RUN$KIND.tar.gz"
 ARCHIVE="$DEST/$NAME"
 SUMS="$ARCHIVE.sha256"
 LIST="$ARCHIVE.list"
-TAR_FAILED="$DEST/$PREFIX$RUN.tar-failed.partial"
+TAR_FAILED="$DEST/$PREFIX$RUN$KIND.tar-failed.partial"
 
 # --- checks ---------------------------------------------------------------------------------
 
@@ -94,6 +104,9 @@ fi
 
 FILES=$(find "$RUN_DIR" -type f | wc -l | tr -d ' ')
 STAGED_KIB=$(du -sk "$RUN_DIR" | cut -f1)
+if [ -n "$KIND" ]; then
+  log "Pre-restore backup: saving what a restore is about to replace as $NAME."
+fi
 log "Run $RUN of instance $INSTANCE on $HOST: $FILES files, $STAGED_KIB KiB staged."
 
 # --- write ----------------------------------------------------------------------------------
@@ -138,7 +151,9 @@ for file in $PATTERN.sha256 $PATTERN.list; do
   [ -f "$file" ] || continue
   [ -e "${file%.*}" ] || rm -f "$file"
 done
-if [ "$KEEP" -eq 0 ]; then
+if [ -n "$KIND" ]; then
+  log "Retention: $NAME is a pre-restore archive, kept until you delete it; restore it by name to undo the restore."
+elif [ "$KEEP" -eq 0 ]; then
   log "Retention: KEEP_LAST=0, every archive is kept."
 else
   COUNT=0

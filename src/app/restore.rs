@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::AppError;
 use super::client::Daemon;
-use crate::model::{DockerName, IdError, InstanceId, TargetId};
+use crate::model::{DockerName, IdError, InstanceId, SnapshotChoice, TargetId};
 
 /// How often a followed job's status and new log lines are asked for. Each poll is two small
 /// requests answered from the job store, so once a second costs the daemon nothing and keeps
@@ -53,9 +53,9 @@ pub enum ArgumentError {
         /// Why the name is not a Docker name.
         source: IdError,
     },
-    /// A snapshot that is neither `latest` nor an id.
+    /// A snapshot that is neither `latest`, an id nor a custom image's backup name.
     #[error(
-        "`{0}` is neither `latest` nor a snapshot id (8 to 64 hex digits, as `marina snapshots` shows them)"
+        "`{0}` is neither `latest`, a snapshot id (8 to 64 hex digits, as `marina snapshots` shows them), nor the name of a custom image's backup (up to 128 of A-Z a-z 0-9 . _ : -)"
     )]
     BadSnapshot(String),
 }
@@ -81,14 +81,18 @@ pub fn parse_target(text: &str) -> Result<TargetId, ArgumentError> {
     }
 }
 
-/// Reads a snapshot reference: `latest`, or a snapshot id or its prefix of at least 8 hex
-/// digits (restic's short id), lower-cased as restic writes ids.
+/// Reads a snapshot reference: `latest`, a snapshot id or its prefix of at least 8 hex
+/// digits (restic's short id, lower-cased as restic writes ids), or the name a custom
+/// image gives one of its backups, passed on as written. Which of them the instance takes
+/// only the daemon knows: a restic instance refuses a name.
 pub fn parse_snapshot(text: &str) -> Result<String, ArgumentError> {
     if text == "latest" {
         return Ok(text.to_owned());
     }
     if (8..=64).contains(&text.len()) && text.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(text.to_ascii_lowercase())
+    } else if SnapshotChoice::is_name(text) {
+        Ok(text.to_owned())
     } else {
         Err(ArgumentError::BadSnapshot(text.to_owned()))
     }
@@ -104,32 +108,49 @@ pub fn parse_name(text: &str) -> Result<DockerName, IdError> {
     DockerName::parse(text)
 }
 
-/// A snapshot a restore can start from (`RestorePoint` in docs/openapi.yaml).
+/// A snapshot a restore can start from (`RestorePoint` in docs/openapi.yaml). In the plan of
+/// a custom-image instance only `id` is known (what was asked): the image alone knows its
+/// backups, so everything else is `None` there.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestorePoint {
-    /// The full snapshot id (64 hex digits).
+    /// The full snapshot id (64 hex digits), or what was asked of a custom image.
     pub id: String,
     /// The 8-digit id restic prints, which `--snapshot` accepts.
-    pub short_id: String,
+    pub short_id: Option<String>,
     /// When the snapshot was taken.
-    pub time: DateTime<Utc>,
+    pub time: Option<DateTime<Utc>>,
     /// The node that took it.
-    pub host: String,
+    pub host: Option<String>,
     /// The target it holds; `None` for a snapshot that names none.
+    #[serde(default)]
     pub target: Option<String>,
     /// Its restic tags.
     #[serde(default)]
-    pub tags: Vec<String>,
+    pub tags: Option<Vec<String>>,
     /// Its restic paths.
     #[serde(default)]
-    pub paths: Vec<String>,
+    pub paths: Option<Vec<String>>,
     /// Files it holds; `None` when restic (< 0.17) did not record it and it was not counted.
     pub files: Option<u64>,
     /// Bytes it holds; `None` as for `files`.
     pub bytes: Option<u64>,
     /// Whether an in-place restore saved it just before replacing the content it holds.
-    pub pre_restore: bool,
+    pub pre_restore: Option<bool>,
+}
+
+impl RestorePoint {
+    /// Whether it is a safety snapshot an in-place restore saved.
+    #[must_use]
+    pub fn is_pre_restore(&self) -> bool {
+        self.pre_restore == Some(true)
+    }
+
+    /// The id to show: restic's short id, else the id as it came.
+    #[must_use]
+    pub fn shown_id(&self) -> &str {
+        self.short_id.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// `GET /api/instances/{id}/snapshots`: an instance's restore points, newest first.
@@ -168,10 +189,10 @@ pub struct RestorePlan {
     pub in_place: bool,
     /// The volume or container that receives the content.
     pub destination: String,
-    /// Files restored.
-    pub files: u64,
-    /// Bytes restored.
-    pub bytes: u64,
+    /// Files restored; `None` when not known before the restore runs (a custom image's).
+    pub files: Option<u64>,
+    /// Bytes restored; `None` as for `files`.
+    pub bytes: Option<u64>,
     /// The steps, in order.
     pub steps: Vec<RestoreStep>,
     /// Why the restore cannot run as asked; empty when it can.
@@ -453,11 +474,19 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_are_latest_or_hex_ids() {
+    fn snapshots_are_latest_hex_ids_or_backup_names() {
         assert_eq!(parse_snapshot("latest").unwrap(), "latest");
         assert_eq!(parse_snapshot("1A2B3C4D").unwrap(), "1a2b3c4d");
         assert_eq!(parse_snapshot(&"f".repeat(64)).unwrap(), "f".repeat(64));
-        for bad in ["1a2b3c4", "latest1", "xyz12345", &"f".repeat(65), ""] {
+        // A custom image's own names pass as written; the daemon refuses them for restic.
+        for name in [
+            "app-node1-20270328T020000Z.tar.gz",
+            "20270328T020000Z-pre-restore",
+            "Latest",
+        ] {
+            assert_eq!(parse_snapshot(name).unwrap(), name);
+        }
+        for bad in ["a b", "../x", "a/b", "", &"n".repeat(129)] {
             assert_eq!(
                 parse_snapshot(bad),
                 Err(ArgumentError::BadSnapshot(bad.to_owned())),

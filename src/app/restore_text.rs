@@ -42,15 +42,15 @@ pub fn snapshot_table(list: &SnapshotList) -> String {
         .iter()
         .map(|point| {
             [
-                point.short_id.clone(),
-                time(point.time),
-                point.host.clone(),
+                point.shown_id().to_owned(),
+                point.time.map_or_else(|| UNKNOWN.to_owned(), time),
+                point.host.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
                 point.target.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
                 point
                     .files
                     .map_or_else(|| UNKNOWN.to_owned(), |files| files.to_string()),
                 point.bytes.map_or_else(|| UNKNOWN.to_owned(), format_bytes),
-                if point.pre_restore {
+                if point.is_pre_restore() {
                     "pre-restore".to_owned()
                 } else {
                     String::new()
@@ -79,7 +79,7 @@ pub fn snapshot_table(list: &SnapshotList) -> String {
             list.instance
         );
     }
-    if list.snapshots.iter().any(|p| p.pre_restore) {
+    if list.snapshots.iter().any(RestorePoint::is_pre_restore) {
         let _ = writeln!(
             out,
             "\npre-restore: saved ({PRE_RESTORE_TAG}) by an in-place restore just before it replaced the content; restoring it in place undoes that restore."
@@ -97,21 +97,39 @@ fn new_thing(target: &str) -> &'static str {
     }
 }
 
-fn snapshot_line(point: &RestorePoint, files: u64, bytes: u64) -> String {
+fn snapshot_line(point: &RestorePoint, files: Option<u64>, bytes: Option<u64>) -> String {
+    let (Some(at), Some(short_id)) = (point.time, point.short_id.as_deref()) else {
+        // A custom image's backup: only the image knows which one that is, and its size.
+        return format!(
+            "From backup {} of the instance's custom image: which backup that is and how big, only the image knows; it fetches it first",
+            point.id
+        );
+    };
+    let size = match (files, bytes) {
+        (Some(files), Some(bytes)) => format!(
+            "{files} {}, {}",
+            if files == 1 { "file" } else { "files" },
+            format_bytes(bytes)
+        ),
+        _ => format!("{UNKNOWN} files, {UNKNOWN}"),
+    };
     let mut line = format!(
-        "From snapshot {} ({}, host {}): {files} {}, {}",
-        point.short_id,
-        time(point.time),
-        point.host,
-        if files == 1 { "file" } else { "files" },
-        format_bytes(bytes)
+        "From snapshot {short_id} ({}, host {}): {size}",
+        time(at),
+        point.host.as_deref().unwrap_or(UNKNOWN),
     );
-    if point.pre_restore {
+    if point.is_pre_restore() {
         line.push_str(
             "\n  (a pre-restore safety snapshot: restoring it in place undoes an earlier in-place restore)",
         );
     }
     line
+}
+
+/// Whether the plan restores a custom image's backup (the image fetches it; its snapshot
+/// carries nothing but the name asked for).
+fn from_image(plan: &RestorePlan) -> bool {
+    plan.snapshot.short_id.is_none()
 }
 
 /// The plan: what is restored from where into what, its steps and its conflicts.
@@ -128,7 +146,13 @@ pub fn plan_text(plan: &RestorePlan) -> String {
         "{}",
         snapshot_line(&plan.snapshot, plan.files, plan.bytes)
     );
-    if plan.in_place {
+    if plan.in_place && from_image(plan) {
+        let _ = writeln!(
+            out,
+            "In place: the content of {} is replaced; the image backs it up first with MARINA_PRE_RESTORE=1 (the job log names that backup; restore it in place by its name to undo).",
+            plan.destination
+        );
+    } else if plan.in_place {
         let _ = writeln!(
             out,
             "In place: the content of {} is replaced; a safety snapshot tagged {PRE_RESTORE_TAG} is saved first (`marina snapshots {} {}` lists it; restore it in place to undo).",
@@ -413,6 +437,46 @@ Into a new database container app-pg-restore-20261204-102030; nothing that exist
 Steps:
   1. create container  app-pg-restore-20261204-102030
   2. load dump         app-pg-restore-20261204-102030
+"
+        );
+    }
+
+    #[test]
+    fn a_custom_image_plan_says_what_only_the_image_knows() {
+        let plan = plan(json!({
+            "instance": "archive",
+            "target": "volume:data",
+            "snapshot": {
+                "id": "latest", "shortId": null, "time": null, "host": null, "target": null,
+                "tags": null, "paths": null, "files": null, "bytes": null, "preRestore": null,
+            },
+            "inPlace": true,
+            "destination": "data",
+            "files": null,
+            "bytes": null,
+            "steps": [
+                {"action": "run image", "subject": "my-backup:1 with MARINA_RESTORE=1 (snapshot latest of volume:data): /restore.sh"},
+                {"action": "stop container", "subject": "app"},
+                {"action": "save safety backup", "subject": "of volume data: image my-backup:1 backs it up with MARINA_PRE_RESTORE=1"},
+                {"action": "replace content", "subject": "of volume data"},
+                {"action": "restore files", "subject": "from the image's vol/data into volume data (/)"},
+                {"action": "start container", "subject": "app"},
+            ],
+            "conflicts": [],
+        }));
+        assert_eq!(
+            plan_text(&plan),
+            "Restore of volume:data (instance archive)
+From backup latest of the instance's custom image: which backup that is and how big, only the image knows; it fetches it first
+In place: the content of data is replaced; the image backs it up first with MARINA_PRE_RESTORE=1 (the job log names that backup; restore it in place by its name to undo).
+
+Steps:
+  1. run image           my-backup:1 with MARINA_RESTORE=1 (snapshot latest of volume:data): /restore.sh
+  2. stop container      app
+  3. save safety backup  of volume data: image my-backup:1 backs it up with MARINA_PRE_RESTORE=1
+  4. replace content     of volume data
+  5. restore files       from the image's vol/data into volume data (/)
+  6. start container     app
 "
         );
     }

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 
 use super::decode::{Decoder, FieldPath, Fields, Seen};
 use super::values::{
-    db_kind, docker_name, env_name, image_text, restic_repository, retention, timezone,
+    command, db_kind, docker_name, env_name, image_text, restic_repository, retention, timezone,
     volume_paths,
 };
 use super::yaml::Node;
@@ -21,6 +21,7 @@ pub(super) const INSTANCE_FIELDS: &[&str] = &[
     "id",
     "repository",
     "customImage",
+    "restoreEntrypoint",
     "schedule",
     "timezone",
     "retention",
@@ -173,6 +174,7 @@ pub(super) fn backend(
     env: &[(String, String)],
 ) -> Option<Backend> {
     let retention_setting = f.read(d, "retention", retention);
+    let restore_entrypoint = f.read(d, "restoreEntrypoint", command);
     match (f.get("repository"), f.get("customImage")) {
         (Some(_), Some(_)) => {
             let at = f.key_position("customImage").unwrap_or(f.position);
@@ -204,6 +206,13 @@ pub(super) fn backend(
                     "sets none of RESTIC_PASSWORD, RESTIC_PASSWORD_FILE or RESTIC_PASSWORD_COMMAND; restic gets only the instance env, so it will not be able to open the repository",
                 );
             }
+            if let Some(at) = f.key_position("restoreEntrypoint") {
+                d.warn(
+                    Some(at),
+                    &f.path("restoreEntrypoint"),
+                    "is ignored for a restic instance: restic restores from its own snapshots",
+                );
+            }
             Some(Backend::Restic {
                 repository: Secret::new(repository),
                 retention: retention_setting.unwrap_or(inherited.retention),
@@ -219,7 +228,10 @@ pub(super) fn backend(
                 );
             }
             let image = d.parse(node, &f.path("customImage"), image_text)?;
-            Some(Backend::CustomImage { image })
+            Some(Backend::CustomImage {
+                image,
+                restore_entrypoint,
+            })
         }
     }
 }

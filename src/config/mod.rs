@@ -133,6 +133,11 @@ pub enum Backend {
     CustomImage {
         /// The image reference.
         image: String,
+        /// The command that restores from the image's backups (`restoreEntrypoint`), in exec
+        /// form; a command line in the config is `["/bin/sh", "-c", line]` here. `None`: the
+        /// image's own `/restore.sh`, when it has one (docs/custom-backends.md, "Restore
+        /// contract").
+        restore_entrypoint: Option<Vec<String>>,
     },
 }
 

@@ -104,7 +104,8 @@ fn a_marina_09_config_is_accepted_unchanged() {
     assert_eq!(
         offsite.backend,
         Backend::CustomImage {
-            image: "registry.example.com/backup/rsync:1.4".into()
+            image: "registry.example.com/backup/rsync:1.4".into(),
+            restore_entrypoint: None,
         }
     );
     assert_eq!(offsite.timezone, chrono_tz::UTC);
@@ -334,7 +335,7 @@ instances:
     config.yml:4:15: instances[0].schedule: `@every 5m` is not supported; use @hourly, @daily, @weekly, @monthly, @yearly or a cron expression
     config.yml:6:17: instances[1].repository: a local repository must be an absolute path
     config.yml:10:7: instances[1].env.RESTIC_REPOSITORY: conflicts with `repository`; remove it from env
-    config.yml:11:7: instances[1].env.MARINA_BACKUP_DIR: `MARINA_BACKUP_DIR` is set by Marina for the backup container and cannot be overridden
+    config.yml:11:7: instances[1].env.MARINA_BACKUP_DIR: `MARINA_BACKUP_DIR` is set by Marina for the custom image's container and cannot be overridden
     config.yml:12:7: instances[1].env.1BAD: `1BAD` is not a valid environment variable name
     config.yml:15:9: instances[1].targets[0].dbKind: applies to db targets only
     config.yml:17:9: instances[1].targets[1].paths: applies to volume targets only
@@ -548,5 +549,89 @@ resticTimeout: 2h
     assert!(
         errors.contains("hookTimeout: `-1s` is not a duration"),
         "{errors}"
+    );
+}
+
+#[test]
+fn a_restore_entrypoint_is_a_command_line_or_a_program_with_its_arguments() {
+    let text = "
+instances:
+  - id: line
+    customImage: org/backup:1
+    schedule: '@daily'
+    restoreEntrypoint: /opt/restore --from \"$$MARINA_RESTORE_SNAPSHOT\"
+  - id: exec
+    customImage: org/backup:1
+    schedule: '@daily'
+    restoreEntrypoint: [/opt/restore, --verbose]
+  - id: none
+    customImage: org/backup:1
+    schedule: '@daily'
+";
+    let loaded = load_ok(text, &FakeEnv::default());
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let entrypoints: Vec<Option<Vec<String>>> = loaded
+        .config
+        .instances
+        .iter()
+        .map(|instance| match &instance.backend {
+            Backend::CustomImage {
+                restore_entrypoint, ..
+            } => restore_entrypoint.clone(),
+            Backend::Restic { .. } => panic!("{instance:?}"),
+        })
+        .collect();
+    let argv = |parts: &[&str]| Some(parts.iter().map(|p| (*p).to_owned()).collect());
+    assert_eq!(
+        entrypoints,
+        [
+            // `$$` keeps a `$` for the container's shell, as in hooks.
+            argv(&[
+                "/bin/sh",
+                "-c",
+                "/opt/restore --from \"$MARINA_RESTORE_SNAPSHOT\""
+            ]),
+            argv(&["/opt/restore", "--verbose"]),
+            None,
+        ]
+    );
+
+    let bad = "
+instances:
+  - id: empty
+    customImage: org/backup:1
+    schedule: '@daily'
+    restoreEntrypoint: []
+  - id: blank
+    customImage: org/backup:1
+    schedule: '@daily'
+    restoreEntrypoint: ['', x]
+  - id: nothing
+    customImage: org/backup:1
+    schedule: '@daily'
+    restoreEntrypoint: ' '
+  - id: mapping
+    customImage: org/backup:1
+    schedule: '@daily'
+    restoreEntrypoint: {run: x}
+";
+    insta::assert_snapshot!(errors(bad, &FakeEnv::default()), @r"
+    config.yml:6:24: instances[0].restoreEntrypoint: lists no command; write the program and its arguments, or one command line
+    config.yml:10:24: instances[1].restoreEntrypoint[0]: must name the program to run
+    config.yml:14:24: instances[2].restoreEntrypoint: must not be empty
+    config.yml:18:24: instances[3].restoreEntrypoint: expected a command line or a list of the program and its arguments, found a mapping
+    ");
+
+    let restic = "instances:\n  - id: a\n    repository: /srv/repo\n    schedule: '@daily'\n    env: {RESTIC_PASSWORD: x}\n    restoreEntrypoint: /restore.sh\n";
+    let loaded = load_ok(restic, &FakeEnv::default());
+    assert_eq!(
+        loaded
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "config.yml:6:5: instances[0].restoreEntrypoint: warning: is ignored for a restic instance: restic restores from its own snapshots"
+        ]
     );
 }

@@ -7,12 +7,69 @@ use chrono_tz::Tz;
 
 use super::Environment;
 use super::decode::{Decoder, FieldPath};
-use super::yaml::Node;
+use super::yaml::{Node, Value};
 use crate::model::{DbKind, DockerName, Retention, VolumePath};
 
-/// Environment names Marina sets for custom images (SPEC §4.2); an instance cannot override them.
-pub(super) const RESERVED_ENV: [&str; 3] =
-    ["MARINA_INSTANCE_ID", "MARINA_HOSTNAME", "MARINA_BACKUP_DIR"];
+/// Environment names Marina sets for custom images (SPEC §4.2, and the restore contract of
+/// docs/custom-backends.md); an instance cannot override them.
+pub(super) const RESERVED_ENV: [&str; 7] = [
+    "MARINA_INSTANCE_ID",
+    "MARINA_HOSTNAME",
+    "MARINA_BACKUP_DIR",
+    "MARINA_RESTORE",
+    "MARINA_RESTORE_TARGET",
+    "MARINA_RESTORE_SNAPSHOT",
+    "MARINA_PRE_RESTORE",
+];
+
+/// The shell a command line in the config (`restoreEntrypoint: "…"`) runs with, as hooks
+/// run with `sh -c`.
+const COMMAND_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// A command: a command line, run with `/bin/sh -c` (written as one string), or the program
+/// and its arguments as they are (a list, like an exec-form ENTRYPOINT), whose first item
+/// must name the program.
+pub(super) fn command(d: &mut Decoder<'_>, node: &Node, path: &FieldPath) -> Option<Vec<String>> {
+    if matches!(node.value, Value::Mapping(_)) {
+        d.error(
+            node.position,
+            path,
+            "expected a command line or a list of the program and its arguments, found a mapping",
+        );
+        return None;
+    }
+    if matches!(node.value, Value::Sequence(_)) {
+        let argv = d.list(node, path, Decoder::text)?;
+        match argv.first() {
+            Some(program) if !program.trim().is_empty() => Some(argv),
+            Some(_) => {
+                d.error(
+                    node.position,
+                    &path.index(0),
+                    "must name the program to run",
+                );
+                None
+            }
+            None => {
+                d.error(
+                    node.position,
+                    path,
+                    "lists no command; write the program and its arguments, or one command line",
+                );
+                None
+            }
+        }
+    } else {
+        let line = d.nonempty(node, path)?;
+        Some(
+            COMMAND_SHELL
+                .iter()
+                .map(|part| (*part).to_owned())
+                .chain(std::iter::once(line))
+                .collect(),
+        )
+    }
+}
 
 /// restic's repository prefixes; anything else with a colon is probably a typo.
 pub(super) const RESTIC_BACKENDS: [&str; 10] = [
@@ -146,7 +203,7 @@ pub(super) fn env_name(name: &str, is_restic: bool) -> Result<(), String> {
         Err("conflicts with `repository`; remove it from env".into())
     } else if RESERVED_ENV.contains(&name) {
         Err(format!(
-            "`{name}` is set by Marina for the backup container and cannot be overridden"
+            "`{name}` is set by Marina for the custom image's container and cannot be overridden"
         ))
     } else {
         Ok(())

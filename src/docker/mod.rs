@@ -64,8 +64,9 @@ pub use limits::{
 };
 pub use lines::{OutputLine, OutputStream};
 pub use one_shot::{
-    BACKUP_MOUNT, DEFAULT_BACKUP_COMMAND, HelperSpec, INSTANCE_LABEL, JobContainerSpec, MountSpec,
-    OWNER_LABEL, ROLE_BACKEND, ROLE_HELPER, ROLE_LABEL, RunOutcome,
+    BACKUP_MOUNT, DEFAULT_BACKUP_COMMAND, DEFAULT_RESTORE_COMMAND, HelperSpec, INSTANCE_LABEL,
+    JobContainerSpec, MountSpec, OWNER_LABEL, ROLE_BACKEND, ROLE_HELPER, ROLE_LABEL, ROLE_PROBE,
+    RunOutcome,
 };
 pub use output::{ExecOutcome, ExecStatus, ExecStream, STDERR_TAIL_BYTES, StatusProbe, StderrTail};
 pub use runtime::{DockerRuntime, Runtime};

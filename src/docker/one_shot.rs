@@ -16,8 +16,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, KillContainerOptions, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, ContainerArchiveInfoOptionsBuilder, KillContainerOptions,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,9 @@ pub const ROLE_LABEL: &str = "dev.polarfox.marina.role";
 pub const ROLE_HELPER: &str = "helper";
 /// [`ROLE_LABEL`] value of a custom-image backend container.
 pub const ROLE_BACKEND: &str = "backend";
+/// [`ROLE_LABEL`] value of a container created from an image only to look at its files
+/// (never started).
+pub const ROLE_PROBE: &str = "probe";
 /// Label on every container Marina starts naming the Marina that started it (a digest of its
 /// job store's path), so start-up recovery removes only its own leftovers when several
 /// Marinas share one engine.
@@ -48,6 +51,9 @@ pub const INSTANCE_LABEL: &str = "dev.polarfox.marina.instance";
 
 /// Where a custom image without an ENTRYPOINT finds its script (SPEC §4.2).
 pub const DEFAULT_BACKUP_COMMAND: &str = "/backup.sh";
+/// What restores from a custom image's backups when the instance sets no
+/// `restoreEntrypoint` and the image holds it (docs/custom-backends.md, "Restore contract").
+pub const DEFAULT_RESTORE_COMMAND: &str = "/restore.sh";
 /// Where a custom image sees the instance's staging directory.
 pub const BACKUP_MOUNT: &str = "/backup";
 
@@ -97,11 +103,16 @@ pub struct HelperSpec {
     pub timeout: Option<Duration>,
 }
 
-/// A custom-image backend container (SPEC §4.2).
+/// A custom-image backend container (SPEC §4.2): a backup, or a restore (the restore
+/// contract of docs/custom-backends.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobContainerSpec {
-    /// The user's image; its ENTRYPOINT runs, or `/backup.sh` when it has none.
+    /// The user's image; its ENTRYPOINT runs, or `/backup.sh` when it has none, unless
+    /// `command` says otherwise.
     pub image: String,
+    /// The program and its arguments to run instead of the image's ENTRYPOINT and CMD (a
+    /// restore's `restoreEntrypoint` or `/restore.sh`); `None` runs what a backup runs.
+    pub command: Option<Vec<String>>,
     /// The job it runs for: the value of the job label.
     pub job_id: String,
     /// The Marina that runs it: the value of [`OWNER_LABEL`].
@@ -220,7 +231,8 @@ where
     F: FnMut(OutputLine) + Send,
 {
     ensure_image(docker, &spec.image, spec.pull).await?;
-    let has_entrypoint = image_has_entrypoint(docker, &spec.image).await?;
+    let has_entrypoint =
+        spec.command.is_none() && image_has_entrypoint(docker, &spec.image).await?;
     let labels = HashMap::from([
         (JOB_LABEL.to_owned(), spec.job_id.clone()),
         (OWNER_LABEL.to_owned(), spec.owner.clone()),
@@ -239,10 +251,21 @@ where
         read_only: Some(false),
         ..Mount::default()
     };
+    let (entrypoint, cmd, runs) = match &spec.command {
+        // An ENTRYPOINT of the request's own replaces the image's, and with it its CMD.
+        Some(command) => (Some(command.clone()), None, command.join(" ")),
+        // The image's own ENTRYPOINT (with its CMD) when it has one, else the script.
+        None if has_entrypoint => (None, None, "the image's entrypoint".to_owned()),
+        None => (
+            None,
+            Some(vec![DEFAULT_BACKUP_COMMAND.to_owned()]),
+            DEFAULT_BACKUP_COMMAND.to_owned(),
+        ),
+    };
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
-        // The image's own ENTRYPOINT (with its CMD) when it has one, else the script.
-        cmd: (!has_entrypoint).then(|| vec![DEFAULT_BACKUP_COMMAND.to_owned()]),
+        entrypoint,
+        cmd,
         env: Some(env),
         labels: Some(labels),
         host_config: Some(HostConfig {
@@ -252,10 +275,69 @@ where
         ..container_body()
     };
     info!(job = %spec.job_id, instance = %spec.instance_id, image = %spec.image,
-        entrypoint = if has_entrypoint { "image" } else { DEFAULT_BACKUP_COMMAND },
-        "Running the backup container.");
+        command = %runs, "Running the custom image's container.");
     run_to_completion(docker, body, &spec.job_id, spec.timeout, on_line, cancel).await
 }
+
+/// `Runtime::image_has_file` on the engine: a container created from the image (never
+/// started, on no network) is asked for the path through the archive API, then removed.
+/// The image's own ENTRYPOINT and CMD do not matter: the container is given `path` as its
+/// entrypoint, so an image with neither can be created too.
+pub(super) async fn image_has_file(
+    docker: &Docker,
+    image: &str,
+    path: &str,
+    owner: &str,
+    pull: PullPolicy,
+) -> Result<bool> {
+    ensure_image(docker, image, pull).await?;
+    let labels = HashMap::from([
+        (JOB_LABEL.to_owned(), ROLE_PROBE.to_owned()),
+        (OWNER_LABEL.to_owned(), owner.to_owned()),
+        (ROLE_LABEL.to_owned(), ROLE_PROBE.to_owned()),
+    ]);
+    let body = ContainerCreateBody {
+        image: Some(image.to_owned()),
+        entrypoint: Some(vec![path.to_owned()]),
+        cmd: Some(Vec::new()),
+        labels: Some(labels),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".to_owned()),
+            ..container_host_config()
+        }),
+        ..ContainerCreateBody::default()
+    };
+    let created = docker
+        .create_container(None, body)
+        .await
+        .map_err(|e| container_error("create a container from image", image, e))?;
+    let mut guard = RemoveOnDrop {
+        docker: Some(docker.clone()),
+        id: created.id.clone(),
+    };
+    let options = ContainerArchiveInfoOptionsBuilder::new().path(path).build();
+    let found = match docker
+        .get_container_archive_info(&created.id, Some(options))
+        .await
+    {
+        // Go's FileMode: the directory bit is the highest of 32.
+        Ok(stat) => Ok(stat.file_mode & GO_MODE_DIR == 0),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(container_error("look into", image, e)),
+    };
+    let removed = remove_force(docker, &created.id).await;
+    guard.docker = None;
+    if let Err(error) = removed {
+        warn!(container = %created.id, error = %error,
+            "Cannot remove the container made to look into an image; start-up cleanup will retry.");
+    }
+    debug!(image, path, found = ?found.as_ref().ok(), "Looked for a file in an image.");
+    found
+}
+
+/// The directory bit of a Go `os.FileMode`, as the archive API's path stat reports modes.
+const GO_MODE_DIR: u32 = 1 << 31;
 
 /// Creates, attaches, starts and waits for a container, then removes it.
 async fn run_to_completion<F>(

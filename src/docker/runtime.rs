@@ -21,6 +21,7 @@ use super::clone;
 use super::containers::{self, ContainerDetails, ContainerRef};
 use super::error::Result;
 use super::exec::{self, ExecSpec};
+use super::images::PullPolicy;
 use super::lines::OutputLine;
 use super::one_shot::{self, HelperSpec, JobContainerSpec, RunOutcome};
 use super::output::{ExecStatus, ExecStream};
@@ -104,6 +105,19 @@ pub trait Runtime: Send + Sync {
     ) -> impl Future<Output = Result<RunOutcome>> + Send
     where
         F: FnMut(OutputLine) + Send;
+
+    /// Whether `image` holds a file that is not a directory at `path`, seen by the engine
+    /// itself: a container is created from the image (pulled as `pull` says), never started,
+    /// asked for the path through the archive API and removed again. It carries `owner`
+    /// (the value of [`super::OWNER_LABEL`]), so a crash before its removal leaves nothing
+    /// start-up recovery misses.
+    fn image_has_file(
+        &self,
+        image: &str,
+        path: &str,
+        owner: &str,
+        pull: PullPolicy,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Force-removes every container (any state) matching the Docker label filter `label`
     /// (`key` or `key=value`), returning those removed. Start-up recovery passes
@@ -271,6 +285,16 @@ impl Runtime for DockerRuntime {
         F: FnMut(OutputLine) + Send,
     {
         one_shot::job_container(self.docker(), spec, on_line, cancel)
+    }
+
+    fn image_has_file(
+        &self,
+        image: &str,
+        path: &str,
+        owner: &str,
+        pull: PullPolicy,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        one_shot::image_has_file(self.docker(), image, path, owner, pull)
     }
 
     fn remove_containers_with_label(

@@ -129,7 +129,7 @@ impl<R: Runtime + 'static> Executor<R> {
                     lookups.spawn(async move {
                         tokio::select! {
                             () = shutdown.cancelled() => {}
-                            () = restore::answer(&*this.runtime, &this.sizes, *order) => {}
+                            () = restore::answer(&*this.runtime, &this.sizes, &this.owner, *order) => {}
                         }
                     });
                 }

@@ -14,7 +14,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::model::{DbKind, InstanceId, VolumePath};
 
@@ -70,6 +70,21 @@ impl RunLayout {
             .join("dbs")
             .join(db)
             .join(kind.dump_file_name())
+    }
+
+    /// The layout of another run of the same instance starting at `at`, in a directory of
+    /// its own: when `at` falls in this run's second, a second later. (A restore runs the
+    /// image twice, and both runs' directories exist at once.)
+    #[must_use]
+    pub fn beside(&self, at: DateTime<Utc>) -> Self {
+        let mut stamp = timestamp(at);
+        if stamp == self.timestamp {
+            stamp = timestamp(at + TimeDelta::seconds(1));
+        }
+        Self {
+            instance_root: self.instance_root.clone(),
+            timestamp: stamp,
+        }
     }
 
     /// `MARINA_BACKUP_DIR` inside the backend container: `/backup/{timestamp}`.
@@ -184,6 +199,21 @@ mod tests {
             Path::new("/backup/nightly/20270328T010203Z/dbs/r/dump.rdb")
         );
         assert_eq!(layout.backup_dir_in_container(), "/backup/20270328T010203Z");
+    }
+
+    #[test]
+    fn a_second_run_beside_the_first_never_shares_its_directory() {
+        let first = layout();
+        let same_second = DateTime::parse_from_rfc3339("2027-03-28T01:02:03.900Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(first.beside(same_second).timestamp, "20270328T010204Z");
+        let later = DateTime::parse_from_rfc3339("2027-03-28T01:05:00Z")
+            .unwrap()
+            .to_utc();
+        let second = first.beside(later);
+        assert_eq!(second.timestamp, "20270328T010500Z");
+        assert_eq!(second.instance_root, first.instance_root);
     }
 
     #[test]

@@ -161,8 +161,12 @@ async fn queue(
     request: RestoreRequest,
     plan: Box<RestorePlan>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    // restic's plan names the snapshot by its full id; a custom image's keeps what was
+    // asked (`latest` included), which the image resolves itself when the job runs.
+    let snapshot =
+        SnapshotChoice::parse(&plan.snapshot.id).unwrap_or_else(|_| request.snapshot.clone());
     let resolved = RestoreRequest {
-        snapshot: SnapshotChoice::Id(plan.snapshot.id.clone()),
+        snapshot,
         to: (!request.in_place).then(|| plan.destination.clone()),
         ..request
     };

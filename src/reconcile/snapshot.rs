@@ -280,7 +280,7 @@ fn instance_view(state: &State, instance: &Instance) -> Option<InstanceView> {
     });
     let (backend, image, retention) = match &instance.backend {
         Backend::Restic { retention, .. } => ("restic", None, Some(*retention)),
-        Backend::CustomImage { image } => ("customImage", Some(image.clone()), None),
+        Backend::CustomImage { image, .. } => ("customImage", Some(image.clone()), None),
     };
     Some(InstanceView {
         id: instance.id.clone(),

@@ -168,6 +168,16 @@ impl Drop for ImageGuard {
 /// Builds the local image `tag` (no registry involved) from `dockerfile` and executable
 /// `files` (name, contents) placed beside it; the guard removes the image.
 pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> ImageGuard {
+    build_image_with(tag, dockerfile, files, &[])
+}
+
+/// [`build_image`] with more `docker build` options.
+pub fn build_image_with(
+    tag: &str,
+    dockerfile: &str,
+    files: &[(&str, &str)],
+    options: &[&str],
+) -> ImageGuard {
     use std::os::unix::fs::PermissionsExt;
 
     let dir = tempfile::tempdir().expect("a temporary build context");
@@ -181,6 +191,7 @@ pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> Image
     let guard = ImageGuard(tag.to_owned());
     let output = Command::new("docker")
         .args(["build", "--quiet", "--tag", tag])
+        .args(options)
         .arg(dir.path())
         .env("DOCKER_BUILDKIT", "0")
         .output()
@@ -191,6 +202,49 @@ pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> Image
         String::from_utf8_lossy(&output.stderr)
     );
     guard
+}
+
+/// Builds the example custom backend of `examples/custom-backup-image/` from its own
+/// Dockerfile and scripts, with its one `FROM` line swapped for the local busybox image (no
+/// registry is reachable here); the guard removes the image.
+pub fn build_custom_example_image() -> (String, ImageGuard) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/custom-backup-image");
+    let dockerfile =
+        std::fs::read_to_string(dir.join("Dockerfile")).expect("the example's Dockerfile");
+    assert_eq!(
+        dockerfile
+            .lines()
+            .filter(|l| l.starts_with("FROM "))
+            .count(),
+        1,
+        "the example's Dockerfile has one FROM line to swap:\n{dockerfile}"
+    );
+    let local: Vec<String> = dockerfile
+        .lines()
+        .map(|line| {
+            if line.starts_with("FROM ") {
+                format!("FROM {BUSYBOX_IMAGE}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    let scripts: Vec<(String, String)> = ["backup.sh", "restore.sh"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(name)).expect("an example script");
+            ((*name).to_owned(), text)
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = scripts
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let tag = format!("marina-test/custom-example:{}", unique_name("img"));
+    // Not from the build cache: the tests of a binary build this same image at once, and
+    // one test removing its image must not take layers from under another's build.
+    let guard = build_image_with(&tag, &local.join("\n"), &files, &["--no-cache"]);
+    (tag, guard)
 }
 
 /// The ids of all containers (any state) carrying `label` (`key` or `key=value`).

@@ -253,7 +253,7 @@ fn check_against_model(model: &ModelConfig, config: &Config) -> Result<(), TestC
                     Some("pw")
                 );
             }
-            (Backend::CustomImage { image }, None) => prop_assert_eq!(image, "backup/image:1"),
+            (Backend::CustomImage { image, .. }, None) => prop_assert_eq!(image, "backup/image:1"),
             (backend, repository) => prop_assert!(
                 false,
                 "backend {} for repository {:?}",

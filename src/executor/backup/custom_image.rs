@@ -2,21 +2,24 @@
 //! (see [`super::volume`] and [`super::db`]), what failed targets left is removed, and the
 //! image runs once over what was staged, with the staging directory as its `/backup`. The
 //! run's directory is journaled before it is made and removed at the end, whatever happened.
+//! The same staging and run, for one target and with `MARINA_PRE_RESTORE=1`, is the safety
+//! backup an in-place restore makes first ([`pre_restore_backup`]).
 
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::target::{Destination, back_up_target};
+use super::{db, volume};
+use crate::backend::format_bytes;
 use crate::clock;
-use crate::docker::own_container::host_path;
-use crate::docker::{JobContainerSpec, PullPolicy, RunOutcome, Runtime};
-use crate::executor::context::{JobContext, TargetOutcome, log_output, record_progress};
-use crate::executor::fault;
+use crate::docker::Runtime;
+use crate::executor::context::{JobContext, TargetOutcome, record_progress};
 use crate::executor::staging::RunLayout;
+use crate::executor::steps::custom_image::{ImageRun, PRE_RESTORE_ENV, run_image};
+use crate::executor::steps::db_container::DbContainer;
 use crate::executor::undo::UndoAction;
 use crate::metrics::{BackupImageFinished, TargetStaged};
-use crate::model::{Secret, TargetId};
+use crate::model::{ContainerInfo, DbKind, TargetId, VolumePath};
 use crate::reconcile::graph::Target;
-use crate::store::JournalKind;
 
 /// Stages `targets` and runs `image` once over them.
 pub(super) async fn job<R: Runtime + 'static>(
@@ -120,84 +123,93 @@ async fn run_backend<R: Runtime + 'static>(
     image: &str,
     staged: &[&TargetId],
 ) -> Result<(), String> {
-    let host_dir = host_path(
-        &*ctx.runtime,
-        ctx.own_container.as_deref(),
-        &layout.instance_root,
-    )
-    .await
-    .map_err(|e| format!("cannot find the host path of the staging directory: {e}"))?;
-    let mut env: Vec<(String, Secret)> = ctx
-        .instance
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env.push((
-        "MARINA_INSTANCE_ID".into(),
-        Secret::new(ctx.instance.id.to_string()),
-    ));
-    env.push((
-        "MARINA_HOSTNAME".into(),
-        Secret::new(ctx.config.node_name.clone()),
-    ));
-    env.push((
-        "MARINA_BACKUP_DIR".into(),
-        Secret::new(layout.backup_dir_in_container()),
-    ));
-    let spec = JobContainerSpec {
-        image: image.to_owned(),
-        job_id: ctx.job.to_string(),
-        owner: ctx.owner.clone(),
-        instance_id: ctx.instance.id.to_string(),
-        env,
-        host_dir,
-        pull: PullPolicy::IfMissing,
-        timeout: None,
-    };
-    let journal = ctx
-        .store
-        .journal_add(
-            ctx.job,
-            JournalKind::BackendContainer,
-            &ctx.job.to_string(),
-            image,
-            clock::now(),
-        )
+    run_image(ctx, layout, image, ImageRun::Backup).await?;
+    ctx.metrics.emit(BackupImageFinished {
+        instance: &ctx.instance.id,
+        image,
+        targets: staged,
+        at: clock::now(),
+    });
+    Ok(())
+}
+
+/// What an in-place restore saves with the image before it replaces it.
+pub(crate) enum SafetyCopy<'a> {
+    /// A volume's paths.
+    Volume {
+        /// The volume.
+        name: &'a str,
+        /// Its paths, as a backup stages them.
+        paths: &'a [VolumePath],
+    },
+    /// A database's dump.
+    Db {
+        /// The database's container.
+        container: &'a ContainerInfo,
+        /// Its engine.
+        kind: DbKind,
+        /// The target's `dumpArgs`.
+        dump_args: &'a [String],
+    },
+}
+
+/// Backs up one target with the image before an in-place restore replaces it: staged in a
+/// run directory of its own exactly as a backup stages it (an empty volume included), then
+/// the image runs over it with `MARINA_PRE_RESTORE=1`, so it can name that backup apart.
+/// Like restic's safety snapshot, it runs no hooks and stops nothing itself: the restore
+/// has stopped the volume's containers already. `beside` is the restore's own run, whose
+/// directory this one must not share. The run directory is journaled and removed.
+pub(crate) async fn pre_restore_backup<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    beside: &RunLayout,
+    image: &str,
+    target: &Target,
+    copy: SafetyCopy<'_>,
+) -> Result<String, String> {
+    let layout = beside.beside(clock::now());
+    let run_dir = layout.run_dir();
+    let undo = ctx
+        .undo
+        .promise(UndoAction::RemoveDir(run_dir.clone()))
         .await
-        .map_err(|e| format!("cannot journal the backup container: {e}"))?;
-    info!(image, "Running the backup image.");
-    let outcome = ctx
-        .runtime
-        .run_job_container(
-            spec,
-            |line| {
-                fault::point("backend-output");
-                log_output(line);
-            },
-            ctx.cancel.clone(),
-        )
-        .await;
-    if let Err(e) = ctx.store.journal_resolve(journal, clock::now()).await {
-        warn!(error = %e, "Could not mark the backup container as removed.");
+        .map_err(|e| format!("cannot journal the staging directory: {e}"))?;
+    let result = async {
+        tokio::fs::create_dir_all(&run_dir).await.map_err(|e| {
+            format!(
+                "cannot create the staging directory {}: {e}",
+                run_dir.display()
+            )
+        })?;
+        let done = match copy {
+            SafetyCopy::Volume { name, paths } => {
+                let mut target = target.clone();
+                target.spec.allow_empty = true;
+                volume::stage(ctx, &layout, &target, name, paths, Vec::new()).await?
+            }
+            SafetyCopy::Db {
+                container,
+                kind,
+                dump_args,
+            } => db::stage(ctx, &layout, &DbContainer::new(container), kind, dump_args).await?,
+        };
+        info!("Staged for the safety backup: {}.", done.summary);
+        run_image(ctx, &layout, image, ImageRun::PreRestoreBackup).await?;
+        Ok(format!(
+            "{} of {} backed up by image {image} with {PRE_RESTORE_ENV}=1 (run {})",
+            format_bytes(done.bytes_read),
+            target.spec.id,
+            layout.timestamp
+        ))
     }
-    match outcome.map_err(|e| e.to_string())? {
-        RunOutcome::Exited(0) => {
-            ctx.metrics.emit(BackupImageFinished {
-                instance: &ctx.instance.id,
-                image,
-                targets: staged,
-                at: clock::now(),
-            });
-            Ok(())
+    .await;
+    match tokio::fs::remove_dir_all(&run_dir).await {
+        Ok(()) => ctx.undo.fulfilled(undo).await,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ctx.undo.fulfilled(undo).await,
+        Err(e) => {
+            warn!(path = %run_dir.display(), error = %e, "Could not remove the staging directory now; it is retried at the end of the job.");
         }
-        RunOutcome::Exited(code) => {
-            Err(format!("the backup image {image} exited with code {code}"))
-        }
-        RunOutcome::TimedOut | RunOutcome::Cancelled => Err(format!(
-            "the backup image {image} was stopped before it finished"
-        )),
     }
+    result
 }
 
 /// Reports a target staged for a custom image (counted; backed up once the image succeeds)

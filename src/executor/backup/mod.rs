@@ -12,7 +12,7 @@
 //! [`custom_image`] run their targets through [`target`], handing each to [`volume`] or
 //! [`db`]; those use the shared steps in [`super::steps`].
 
-mod custom_image;
+pub(super) mod custom_image;
 pub(super) mod db;
 mod restic;
 mod target;
@@ -40,6 +40,6 @@ pub(crate) async fn run<R: Runtime + 'static>(
     }
     match &ctx.instance.backend {
         Backend::Restic { .. } => restic::job(ctx, &targets).await,
-        Backend::CustomImage { image } => custom_image::job(ctx, &targets, image).await,
+        Backend::CustomImage { image, .. } => custom_image::job(ctx, &targets, image).await,
     }
 }

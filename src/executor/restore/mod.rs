@@ -8,12 +8,18 @@
 //! (stopped containers started again, staging removed, a half-made copy removed), the same
 //! log, status and crash recovery.
 //!
+//! A custom-image instance restores through its image instead (the restore contract of
+//! docs/custom-backends.md): the image fetches the backup into a run directory first, and
+//! the rest is the same as from a snapshot.
+//!
 //! - [`points`] — an instance's snapshots as restore points, and what each restores;
 //! - [`plan`] — the plan of a restore, changing nothing;
+//! - [`image`] — a custom image's backup fetched into a run directory by the image;
 //! - [`volume`] — a volume's files back, into a new volume or in place;
 //! - [`db`] — a database back, into a new container or in place.
 
 mod db;
+mod image;
 mod plan;
 mod points;
 mod volume;
@@ -28,8 +34,9 @@ use crate::docker::Runtime;
 use crate::model::{Refusal, RefusalKind, RestoreAnswer, RestoreQuestion};
 use crate::reconcile::{AskOrder, JobOrder};
 
-/// Answers a question about an instance's restore points on its reply channel.
-pub(crate) async fn answer<R: Runtime>(runtime: &R, sizes: &Sizes, order: AskOrder) {
+/// Answers a question about an instance's restore points on its reply channel; `owner`
+/// labels the container a custom image's plan may create to look into the image.
+pub(crate) async fn answer<R: Runtime>(runtime: &R, sizes: &Sizes, owner: &str, order: AskOrder) {
     let AskOrder {
         instance,
         targets,
@@ -43,8 +50,8 @@ pub(crate) async fn answer<R: Runtime>(runtime: &R, sizes: &Sizes, order: AskOrd
                 None => Err(Refusal::new(
                     RefusalKind::Invalid,
                     format!(
-                        "instance `{}` ships its backups with a custom image; its snapshots are wherever the image puts them",
-                        instance.id
+                        "instance `{id}` ships its backups with a custom image, which keeps its own list of them; Marina cannot list them. Look them up where the image writes them, and restore one by its name with `marina restore {id} TARGET --snapshot NAME` (or `latest`)",
+                        id = instance.id
                     ),
                 )),
                 Some(restic) => points::list(&restic, sizes, target.as_ref(), count)
@@ -60,6 +67,7 @@ pub(crate) async fn answer<R: Runtime>(runtime: &R, sizes: &Sizes, order: AskOrd
             &targets,
             &request,
             sizes,
+            owner,
             crate::clock::now(),
         )
         .await
@@ -98,6 +106,7 @@ pub(crate) async fn run<R: Runtime + 'static>(
         &order.targets,
         &request,
         &ctx.sizes,
+        &ctx.owner,
         asked_at,
     )
     .await

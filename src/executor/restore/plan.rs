@@ -1,18 +1,25 @@
 //! A restore's plan: which snapshot, where its data goes, what is stopped, saved, created or
-//! replaced on the way, and what stands in the way — worked out from the repository and the
-//! engine as they are now, changing nothing. The dry run shows it; the restore job works it
-//! out again when it starts and follows it.
+//! replaced on the way, and what stands in the way — worked out from the repository (or the
+//! custom image's restore contract) and the engine as they are now, changing nothing. The
+//! dry run shows it; the restore job works it out again when it starts and follows it.
+//!
+//! A custom image's backups are known to the image alone: its plan names the image run that
+//! fetches the backup first, and leaves what only that run can tell (the backup's time, its
+//! size) unknown rather than guessed.
 
 use chrono::{DateTime, Utc};
 
 use super::points::{Sizes, point};
 use crate::backend::format_bytes;
 use crate::backend::restic::{Restic, SnapshotInfo};
-use crate::config::{Config, Instance};
-use crate::docker::{ContainerRef, Runtime, RuntimeError, VolumeDetails};
+use crate::config::{Backend, Config, Instance};
+use crate::docker::{
+    ContainerRef, DEFAULT_RESTORE_COMMAND, PullPolicy, Runtime, RuntimeError, VolumeDetails,
+};
 use crate::model::{
     ContainerInfo, ContainerState, DbKind, DockerName, PRE_RESTORE_TAG, Refusal, RefusalKind,
-    RestorePlan, RestoreRequest, RestoreStep, SnapshotChoice, TargetId, TargetKind, VolumePath,
+    RestorePlan, RestorePoint, RestoreRequest, RestoreStep, SnapshotChoice, TargetId, TargetKind,
+    VolumePath,
 };
 use crate::reconcile::graph::{Found, Target};
 
@@ -21,20 +28,57 @@ use crate::reconcile::graph::{Found, Target};
 pub(crate) struct Planned {
     /// What the dry run shows.
     pub plan: RestorePlan,
-    /// The snapshot restored.
-    pub snapshot: SnapshotInfo,
-    /// The instance's restic repository.
-    pub restic: Restic,
+    /// Where the backup comes from.
+    pub origin: Origin,
     /// Where the data comes from and goes to, by kind of target.
     pub source: Source,
 }
 
-/// Where a restore's data lies in its snapshot, and what it lands in.
+impl Planned {
+    /// The backup restored, in few words: restic's short id, or what was asked of a custom
+    /// image.
+    pub(crate) fn snapshot_name(&self) -> &str {
+        match &self.origin {
+            Origin::Snapshot { snapshot, .. } => &snapshot.short_id,
+            Origin::Image(_) => &self.plan.snapshot.id,
+        }
+    }
+}
+
+/// Where a restore's backup is.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    /// A snapshot in the instance's restic repository.
+    Snapshot {
+        /// The snapshot restored.
+        snapshot: Box<SnapshotInfo>,
+        /// The instance's restic repository.
+        restic: Box<Restic>,
+    },
+    /// A backup only the instance's custom image knows: the image is run to fetch it.
+    Image(ImageRestore),
+}
+
+/// How a custom image is run to fetch a backup (the restore contract of
+/// docs/custom-backends.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImageRestore {
+    /// The instance's image.
+    pub image: String,
+    /// The program and its arguments: `restoreEntrypoint`, or `/restore.sh`.
+    pub command: Vec<String>,
+    /// The backup asked for, handed to the image as `MARINA_RESTORE_SNAPSHOT`.
+    pub snapshot: SnapshotChoice,
+}
+
+/// Where a restore's data lies in its snapshot (or the image's run directory), and what it
+/// lands in.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
     /// A volume's files.
     Volume {
-        /// Each directory the snapshot holds, with the path inside the volume it came from.
+        /// Each directory the snapshot holds (for a custom image: its place in the staging
+        /// layout), with the path inside the volume it came from.
         paths: Vec<(String, VolumePath)>,
         /// The volume as it is now, when it exists.
         original: Option<VolumeDetails>,
@@ -45,7 +89,8 @@ pub(crate) enum Source {
     },
     /// A database dump.
     Db {
-        /// The dump's path in the snapshot (`/<container>/dump.sql`).
+        /// The dump's path in the snapshot (`/<container>/dump.sql`; for a custom image
+        /// `dbs/<container>/dump.sql` in its run directory).
         file: String,
         /// The engine.
         kind: DbKind,
@@ -57,7 +102,9 @@ pub(crate) enum Source {
 }
 
 /// Works out the plan of `request` for `instance`, whose targets are `targets`; `now` names
-/// a default destination.
+/// a default destination. `owner` labels the container made to look for a custom image's
+/// `/restore.sh`.
+#[allow(clippy::too_many_arguments)] // Each is an input of the plan; a struct would only rename them.
 pub(crate) async fn plan<R: Runtime>(
     runtime: &R,
     config: &Config,
@@ -65,18 +112,60 @@ pub(crate) async fn plan<R: Runtime>(
     targets: &[Target],
     request: &RestoreRequest,
     sizes: &Sizes,
+    owner: &str,
     now: DateTime<Utc>,
 ) -> Result<Planned, Refusal> {
     request
         .check()
         .map_err(|message| Refusal::new(RefusalKind::Invalid, message))?;
+    let target = targets.iter().find(|t| t.spec.id == request.target);
+    let destination = destination(request, now);
+    if let Backend::CustomImage {
+        image,
+        restore_entrypoint,
+    } = &instance.backend
+    {
+        let command = restore_command(
+            runtime,
+            instance,
+            image,
+            restore_entrypoint.as_deref(),
+            owner,
+        )
+        .await?;
+        let image = ImageRestore {
+            image: image.clone(),
+            command,
+            snapshot: request.snapshot.clone(),
+        };
+        return plan_image(runtime, instance, request, target, destination, image).await;
+    }
+    plan_snapshot(
+        runtime,
+        config,
+        instance,
+        request,
+        target,
+        destination,
+        sizes,
+    )
+    .await
+}
+
+/// The plan of a restore from one of the instance's restic snapshots.
+async fn plan_snapshot<R: Runtime>(
+    runtime: &R,
+    config: &Config,
+    instance: &Instance,
+    request: &RestoreRequest,
+    target: Option<&Target>,
+    destination: DockerName,
+    sizes: &Sizes,
+) -> Result<Planned, Refusal> {
     let restic = Restic::for_instance(config, instance).ok_or_else(|| {
         Refusal::new(
             RefusalKind::Invalid,
-            format!(
-                "instance `{}` ships its backups with a custom image, which has no restore contract Marina can use; restore with the image's own tools (docs/custom-backends.md)",
-                instance.id
-            ),
+            format!("instance `{}` has no restic repository", instance.id),
         )
     })?;
     let snapshot = choose_snapshot(&restic, instance, request).await?;
@@ -89,38 +178,245 @@ pub(crate) async fn plan<R: Runtime>(
             ),
         )
     })?;
-    let target = targets.iter().find(|t| t.spec.id == request.target);
-    let destination = destination(request, now);
     let mut plan = RestorePlan {
         instance: instance.id.clone(),
         target: request.target.clone(),
         snapshot: point(&snapshot, Some(size)),
         in_place: request.in_place,
         destination: destination.clone(),
-        files: size.entries,
-        bytes: size.bytes,
+        files: Some(size.entries),
+        bytes: Some(size.bytes),
         steps: Vec::new(),
         conflicts: Vec::new(),
     };
+    let safety = |what: &str, name: &DockerName| RestoreStep {
+        action: "save safety snapshot",
+        subject: format!("of {what} {name}, tagged {PRE_RESTORE_TAG}"),
+    };
     let source = match &request.target {
-        TargetId::Volume(name) => plan_volume(runtime, &mut plan, &snapshot, name, target).await?,
-        TargetId::Db(name) => plan_db(runtime, &mut plan, &snapshot, name, target).await?,
+        TargetId::Volume(name) => {
+            let configured = configured_paths(target);
+            let paths = volume_paths(&snapshot.paths, configured).ok_or_else(|| {
+                Refusal::new(
+                    RefusalKind::Invalid,
+                    format!(
+                        "snapshot {} holds no directory of volume {name} (its paths: {}); it is not a volume snapshot",
+                        snapshot.short_id,
+                        snapshot.paths.join(", ")
+                    ),
+                )
+            })?;
+            let restore_step = RestoreStep {
+                action: "restore files",
+                subject: format!(
+                    "{} entries, {} from snapshot {} into volume {destination} ({})",
+                    size.entries,
+                    format_bytes(size.bytes),
+                    snapshot.short_id,
+                    shown_paths(&paths)
+                ),
+            };
+            let steps = VolumeSteps {
+                safety: safety("volume", name),
+                restore: restore_step,
+            };
+            plan_volume(runtime, &mut plan, paths, name, target, steps).await?
+        }
+        TargetId::Db(name) => {
+            let (target, container, kind) = db_target(&plan, name, target)?;
+            let file = match snapshot.paths.as_slice() {
+                [file] if file.ends_with(kind.dump_file_name()) => file.clone(),
+                paths => {
+                    return Err(Refusal::new(
+                        RefusalKind::Invalid,
+                        format!(
+                            "snapshot {} holds {}, not a {kind} dump ({}); pick a snapshot of db:{name}",
+                            snapshot.short_id,
+                            paths.join(", "),
+                            kind.dump_file_name()
+                        ),
+                    ));
+                }
+            };
+            let safety = safety("database", name);
+            plan_db(
+                runtime, &mut plan, name, target, container, kind, file, safety,
+            )
+            .await?
+        }
     };
     Ok(Planned {
         plan,
-        snapshot,
-        restic,
+        origin: Origin::Snapshot {
+            snapshot: Box::new(snapshot),
+            restic: Box::new(restic),
+        },
         source,
     })
 }
 
+/// The command that restores with `image`: `restoreEntrypoint` when the instance sets one,
+/// else `/restore.sh` when the image holds it (asked of the engine; the image is pulled
+/// when it is missing, as the job would). Neither: the instance has no restore contract,
+/// and the refusal says what to add.
+async fn restore_command<R: Runtime>(
+    runtime: &R,
+    instance: &Instance,
+    image: &str,
+    configured: Option<&[String]>,
+    owner: &str,
+) -> Result<Vec<String>, Refusal> {
+    if let Some(command) = configured {
+        return Ok(command.to_vec());
+    }
+    match runtime
+        .image_has_file(image, DEFAULT_RESTORE_COMMAND, owner, PullPolicy::IfMissing)
+        .await
+    {
+        Ok(true) => Ok(vec![DEFAULT_RESTORE_COMMAND.to_owned()]),
+        Ok(false) => Err(Refusal::new(
+            RefusalKind::Invalid,
+            format!(
+                "instance `{id}` has no restore contract: its image {image} has no {DEFAULT_RESTORE_COMMAND} and the instance sets no `restoreEntrypoint`. Add an executable {DEFAULT_RESTORE_COMMAND} to the image, or set `restoreEntrypoint` on instance `{id}` in the config to the command that restores (see \"Restore contract\" in docs/custom-backends.md)",
+                id = instance.id
+            ),
+        )),
+        Err(e @ RuntimeError::ImageMissing { .. }) => Err(Refusal::new(
+            RefusalKind::Unavailable,
+            format!(
+                "cannot look for {DEFAULT_RESTORE_COMMAND} in the image of instance `{}`: {e}",
+                instance.id
+            ),
+        )),
+        Err(e) => Err(Refusal::new(
+            RefusalKind::Unavailable,
+            format!(
+                "cannot ask the Docker engine whether image {image} of instance `{}` has {DEFAULT_RESTORE_COMMAND}: {e}",
+                instance.id
+            ),
+        )),
+    }
+}
+
+/// The plan of a restore through a custom image: the image's run first, then the same
+/// steps as from a snapshot, with the run directory as the source.
+async fn plan_image<R: Runtime>(
+    runtime: &R,
+    instance: &Instance,
+    request: &RestoreRequest,
+    target: Option<&Target>,
+    destination: DockerName,
+    image: ImageRestore,
+) -> Result<Planned, Refusal> {
+    let mut plan = RestorePlan {
+        instance: instance.id.clone(),
+        target: request.target.clone(),
+        snapshot: RestorePoint::asked(&request.snapshot),
+        in_place: request.in_place,
+        destination: destination.clone(),
+        files: None,
+        bytes: None,
+        steps: vec![RestoreStep {
+            action: "run image",
+            subject: format!(
+                "{} with MARINA_RESTORE=1 (snapshot {} of {}): {}",
+                image.image,
+                request.snapshot,
+                request.target,
+                image.command.join(" ")
+            ),
+        }],
+        conflicts: Vec::new(),
+    };
+    let safety = |what: &str, name: &DockerName| RestoreStep {
+        action: "save safety backup",
+        subject: format!(
+            "of {what} {name}: image {} backs it up with MARINA_PRE_RESTORE=1",
+            image.image
+        ),
+    };
+    let source = match &request.target {
+        TargetId::Volume(name) => {
+            let inside = configured_paths(target)
+                .map_or_else(|| vec![VolumePath::root()], <[VolumePath]>::to_vec);
+            let paths: Vec<(String, VolumePath)> = inside
+                .into_iter()
+                .map(|path| (layout_path(name, &path), path))
+                .collect();
+            let steps = VolumeSteps {
+                safety: safety("volume", name),
+                restore: RestoreStep {
+                    action: "restore files",
+                    subject: format!(
+                        "from the image's vol/{name} into volume {destination} ({})",
+                        shown_paths(&paths)
+                    ),
+                },
+            };
+            plan_volume(runtime, &mut plan, paths, name, target, steps).await?
+        }
+        TargetId::Db(name) => {
+            let (target, container, kind) = db_target(&plan, name, target)?;
+            let file = format!("dbs/{name}/{}", kind.dump_file_name());
+            let safety = safety("database", name);
+            plan_db(
+                runtime, &mut plan, name, target, container, kind, file, safety,
+            )
+            .await?
+        }
+    };
+    Ok(Planned {
+        plan,
+        origin: Origin::Image(image),
+        source,
+    })
+}
+
+/// Where a volume path lies in the staging layout a custom image fills:
+/// `vol/<volume>/<path>`.
+fn layout_path(volume: &DockerName, path: &VolumePath) -> String {
+    if path.is_root() {
+        format!("vol/{volume}")
+    } else {
+        format!("vol/{volume}/{}", path.relative())
+    }
+}
+
+/// The paths of a volume target as configured or labelled, if it still is one.
+fn configured_paths(target: Option<&Target>) -> Option<&[VolumePath]> {
+    target.and_then(|t| match &t.spec.kind {
+        TargetKind::Volume { paths, .. } => Some(paths.as_slice()),
+        TargetKind::Db { .. } => None,
+    })
+}
+
+fn shown_paths(paths: &[(String, VolumePath)]) -> String {
+    paths
+        .iter()
+        .map(|(_, path)| path.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The steps of a volume restore that depend on where the backup is.
+struct VolumeSteps {
+    /// Saving what an in-place restore replaces.
+    safety: RestoreStep,
+    /// Putting the files into the volume.
+    restore: RestoreStep,
+}
+
 /// The snapshot `request` names: its id (a prefix will do) among the instance's snapshots,
-/// or the newest backup of its target (safety snapshots of earlier restores left out).
+/// or the newest backup of its target (safety snapshots of earlier restores left out). A
+/// name that is no restic id is refused before the repository is asked.
 async fn choose_snapshot(
     restic: &Restic,
     instance: &Instance,
     request: &RestoreRequest,
 ) -> Result<SnapshotInfo, Refusal> {
+    if let SnapshotChoice::Named(name) = &request.snapshot {
+        return Err(not_a_snapshot_id(instance, name));
+    }
     let snapshots = restic.restore_points(None).await.map_err(|e| {
         Refusal::new(
             RefusalKind::Unavailable,
@@ -177,7 +473,19 @@ async fn choose_snapshot(
                 )),
             }
         }
+        SnapshotChoice::Named(name) => Err(not_a_snapshot_id(instance, name)),
     }
+}
+
+/// The refusal of a snapshot name for a restic instance, whose snapshots have hex ids only.
+fn not_a_snapshot_id(instance: &Instance, name: &str) -> Refusal {
+    Refusal::new(
+        RefusalKind::Invalid,
+        format!(
+            "snapshot {name:?} is neither `latest` nor a snapshot id (8 to 64 lowercase hex digits, as `marina snapshots {}` lists them)",
+            instance.id
+        ),
+    )
 }
 
 /// The volume or container the data goes into: the target itself in place, else `to` or
@@ -197,43 +505,15 @@ fn destination(request: &RestoreRequest, now: DateTime<Utc>) -> DockerName {
 async fn plan_volume<R: Runtime>(
     runtime: &R,
     plan: &mut RestorePlan,
-    snapshot: &SnapshotInfo,
+    paths: Vec<(String, VolumePath)>,
     name: &DockerName,
     target: Option<&Target>,
+    steps: VolumeSteps,
 ) -> Result<Source, Refusal> {
-    let configured = target.and_then(|t| match &t.spec.kind {
-        TargetKind::Volume { paths, .. } => Some(paths.as_slice()),
-        TargetKind::Db { .. } => None,
-    });
-    let paths = volume_paths(&snapshot.paths, configured).ok_or_else(|| {
-        Refusal::new(
-            RefusalKind::Invalid,
-            format!(
-                "snapshot {} holds no directory of volume {name} (its paths: {}); it is not a volume snapshot",
-                snapshot.short_id,
-                snapshot.paths.join(", ")
-            ),
-        )
-    })?;
     let original = runtime
         .volume_info(name.as_str())
         .await
         .map_err(|e| engine_error(name, &e))?;
-    let destination = plan.destination.to_string();
-    let restore_step = RestoreStep {
-        action: "restore files",
-        subject: format!(
-            "{} entries, {} from snapshot {} into volume {destination} ({})",
-            plan.files,
-            format_bytes(plan.bytes),
-            snapshot.short_id,
-            paths
-                .iter()
-                .map(|(_, path)| path.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
     let mounters = if plan.in_place {
         if target.is_none() && original.is_some() {
             plan.conflicts.push(format!(
@@ -241,9 +521,9 @@ async fn plan_volume<R: Runtime>(
                 plan.instance
             ));
         }
-        plan_in_place(runtime, plan, name, original.is_some(), restore_step).await?
+        plan_in_place(runtime, plan, name, original.is_some(), steps).await?
     } else {
-        plan_new_volume(runtime, plan, name, original.as_ref(), restore_step).await?;
+        plan_new_volume(runtime, plan, name, original.as_ref(), steps.restore).await?;
         Vec::new()
     };
     Ok(Source::Volume {
@@ -260,7 +540,7 @@ async fn plan_in_place<R: Runtime>(
     plan: &mut RestorePlan,
     name: &DockerName,
     exists: bool,
-    restore_step: RestoreStep,
+    steps: VolumeSteps,
 ) -> Result<Vec<ContainerRef>, Refusal> {
     let mut mounters = Vec::new();
     if exists {
@@ -285,15 +565,12 @@ async fn plan_in_place<R: Runtime>(
             subject: container.name.clone(),
         });
     }
-    plan.steps.push(RestoreStep {
-        action: "save safety snapshot",
-        subject: format!("of volume {name}, tagged {PRE_RESTORE_TAG}"),
-    });
+    plan.steps.push(steps.safety);
     plan.steps.push(RestoreStep {
         action: "replace content",
         subject: format!("of volume {name}"),
     });
-    plan.steps.push(restore_step);
+    plan.steps.push(steps.restore);
     for container in &mounters {
         plan.steps.push(RestoreStep {
             action: "start container",
@@ -343,13 +620,13 @@ fn engine_error(name: &DockerName, e: &RuntimeError) -> Refusal {
     )
 }
 
-async fn plan_db<R: Runtime>(
-    runtime: &R,
-    plan: &mut RestorePlan,
-    snapshot: &SnapshotInfo,
+/// The container and engine of database target `name`, which must be there now: a
+/// database is restored from its container's image and environment.
+fn db_target<'t>(
+    plan: &RestorePlan,
     name: &DockerName,
-    target: Option<&Target>,
-) -> Result<Source, Refusal> {
+    target: Option<&'t Target>,
+) -> Result<(&'t Target, &'t ContainerInfo, DbKind), Refusal> {
     let Some(target) = target else {
         return Err(Refusal::new(
             RefusalKind::NotFound,
@@ -375,20 +652,20 @@ async fn plan_db<R: Runtime>(
             ),
         ));
     };
-    let file = match snapshot.paths.as_slice() {
-        [file] if file.ends_with(kind.dump_file_name()) => file.clone(),
-        paths => {
-            return Err(Refusal::new(
-                RefusalKind::Invalid,
-                format!(
-                    "snapshot {} holds {}, not a {kind} dump ({}); pick a snapshot of db:{name}",
-                    snapshot.short_id,
-                    paths.join(", "),
-                    kind.dump_file_name()
-                ),
-            ));
-        }
-    };
+    Ok((target, container, kind))
+}
+
+#[allow(clippy::too_many_arguments)] // What the plan of a database restore is made of.
+async fn plan_db<R: Runtime>(
+    runtime: &R,
+    plan: &mut RestorePlan,
+    name: &DockerName,
+    target: &Target,
+    container: &ContainerInfo,
+    kind: DbKind,
+    file: String,
+    safety: RestoreStep,
+) -> Result<Source, Refusal> {
     let destination = plan.destination.to_string();
     let load = load_step(kind, &destination, &file);
     if plan.in_place {
@@ -402,10 +679,7 @@ async fn plan_db<R: Runtime>(
                 "container {name} is not running; an in-place restore loads the dump with the database's own server. Start it, then restore"
             ));
         }
-        plan.steps.push(RestoreStep {
-            action: "save safety snapshot",
-            subject: format!("of database {name}, tagged {PRE_RESTORE_TAG}"),
-        });
+        plan.steps.push(safety);
         plan.steps.extend(load);
     } else {
         match runtime.inspect_container(&destination).await {

@@ -90,19 +90,19 @@ pub(crate) fn point(snapshot: &SnapshotInfo, size: Option<RestoreSize>) -> Resto
         .cloned();
     RestorePoint {
         id: snapshot.id.clone(),
-        short_id: if snapshot.short_id.is_empty() {
+        short_id: Some(if snapshot.short_id.is_empty() {
             snapshot.id.chars().take(8).collect()
         } else {
             snapshot.short_id.clone()
-        },
-        time: snapshot.time,
-        host: snapshot.host.clone(),
+        }),
+        time: Some(snapshot.time),
+        host: Some(snapshot.host.clone()),
         target,
-        tags: snapshot.tags.clone(),
-        paths: snapshot.paths.clone(),
+        tags: Some(snapshot.tags.clone()),
+        paths: Some(snapshot.paths.clone()),
         files: size.map(|s| s.entries),
         bytes: size.map(|s| s.bytes),
-        pre_restore: snapshot.tags.iter().any(|tag| tag == PRE_RESTORE_TAG),
+        pre_restore: Some(snapshot.tags.iter().any(|tag| tag == PRE_RESTORE_TAG)),
     }
 }
 
@@ -125,8 +125,8 @@ mod tests {
     fn a_point_names_its_target_and_whether_a_restore_saved_it() {
         let plain = point(&snapshot(&["marina", "instance:a", "volume:data"]), None);
         assert_eq!(plain.target.as_deref(), Some("volume:data"));
-        assert_eq!(plain.short_id, "01234567");
-        assert!(!plain.pre_restore);
+        assert_eq!(plain.short_id.as_deref(), Some("01234567"));
+        assert_eq!(plain.pre_restore, Some(false));
         assert_eq!((plain.files, plain.bytes), (None, None));
         let saved = point(
             &snapshot(&["marina", "instance:a", "db:pg", PRE_RESTORE_TAG]),
@@ -136,7 +136,7 @@ mod tests {
             }),
         );
         assert_eq!(saved.target.as_deref(), Some("db:pg"));
-        assert!(saved.pre_restore);
+        assert_eq!(saved.pre_restore, Some(true));
         assert_eq!((saved.files, saved.bytes), (Some(2), Some(10)));
     }
 }

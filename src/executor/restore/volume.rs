@@ -4,27 +4,33 @@
 //! restic restores only into an empty directory Marina can see (see
 //! [`Restic::restore_into`]). When Marina sees the volume's data directory (a host binary, a
 //! container with the volumes mounted) that directory is filled directly; else restic
-//! restores into a staging directory and a helper container copies it into the volume.
+//! restores into a staging directory and a helper container copies it into the volume. A
+//! custom image's backup is a directory already (what the image left, see [`super::image`]):
+//! a helper container copies it in.
 //!
 //! In place, the containers that mount the volume are stopped first (journaled: they are
 //! started again however the job ends, also after a crash), and what the volume holds is
-//! saved as a safety snapshot tagged `marina:pre-restore` before anything is replaced, so an
-//! in-place restore can itself be undone by restoring that snapshot. A new volume is
-//! journaled before it is created and removed again if the restore does not finish.
+//! saved before anything is replaced — as a safety snapshot tagged `marina:pre-restore`, or
+//! for a custom image as a backup the image makes with `MARINA_PRE_RESTORE=1` — so an
+//! in-place restore can itself be undone by restoring that. A new volume is journaled
+//! before it is created and removed again if the restore does not finish.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tracing::info;
 
-use super::plan::{Planned, Source};
+use super::image::Fetched;
+use super::plan::{Origin, Planned, Source};
 use crate::backend::format_bytes;
-use crate::backend::restic::Restic;
+use crate::backend::restic::{Restic, SnapshotInfo};
 use crate::docker::volume_fill::FillMode;
 use crate::docker::{NewVolume, Runtime, VolumeDetails};
+use crate::executor::backup::custom_image::{SafetyCopy, pre_restore_backup};
 use crate::executor::backup::volume::into_restic;
 use crate::executor::context::{Done, JobContext};
 use crate::executor::fault;
+use crate::executor::staging::content_size;
 use crate::executor::steps::attached::{start_again, stop_journaled};
 use crate::executor::steps::volume_fill::fill_volume_from;
 use crate::executor::undo::UndoAction;
@@ -38,6 +44,34 @@ pub(super) async fn restore<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     planned: &Planned,
 ) -> Result<Done, String> {
+    let destination = planned.plan.destination.as_str();
+    let _lock = ctx.locks.lock(destination).await;
+    match &planned.origin {
+        Origin::Snapshot { .. } => restore_from(ctx, planned, FilesFrom::Snapshot).await,
+        Origin::Image(image) => {
+            // Fetched before anything is stopped or replaced: a failed image changes nothing.
+            let fetched = super::image::fetch(ctx, planned, image).await?;
+            let result = restore_from(ctx, planned, FilesFrom::Image(&fetched)).await;
+            super::image::discard(ctx, fetched).await;
+            result
+        }
+    }
+}
+
+/// Where the files come from.
+#[derive(Clone, Copy)]
+enum FilesFrom<'a> {
+    /// The plan's restic snapshot.
+    Snapshot,
+    /// The run directory a custom image filled, with the volume laid out in it.
+    Image(&'a Fetched),
+}
+
+async fn restore_from<R: Runtime + 'static>(
+    ctx: &JobContext<R>,
+    planned: &Planned,
+    from: FilesFrom<'_>,
+) -> Result<Done, String> {
     let Source::Volume {
         paths,
         original,
@@ -48,24 +82,23 @@ pub(super) async fn restore<R: Runtime + 'static>(
         return Err("the plan is not a volume's".into());
     };
     let destination = planned.plan.destination.as_str();
-    let _lock = ctx.locks.lock(destination).await;
     if planned.plan.in_place {
         let original = original
             .as_ref()
             .ok_or_else(|| format!("volume {destination} does not exist"))?;
         let stopped = stop_journaled(ctx, mounters.clone(), "while its volume is restored").await?;
         let result = async {
-            save_safety_snapshot(ctx, planned, original, target.as_deref(), paths).await?;
+            save_safety_copy(ctx, planned, from, original, target.as_deref(), paths).await?;
             fault::point("restore-before-replace");
             fault::hang("restore-before-replace").await;
-            fill(ctx, planned, original, paths, true).await
+            fill(ctx, planned, original, paths, from, true).await
         }
         .await;
         start_again(ctx, stopped).await;
         result
     } else {
         let created = create_copy(ctx, planned, original.as_ref()).await?;
-        let result = fill(ctx, planned, &created.volume, paths, false).await;
+        let result = fill(ctx, planned, &created.volume, paths, from, false).await;
         if result.is_ok() {
             // Restored: the new volume is the operator's now.
             ctx.undo.fulfilled(created.undo).await;
@@ -74,11 +107,13 @@ pub(super) async fn restore<R: Runtime + 'static>(
     }
 }
 
-/// Saves what the volume holds now as a snapshot tagged `marina:pre-restore`, an empty
-/// volume included.
-async fn save_safety_snapshot<R: Runtime + 'static>(
+/// Saves what the volume holds now, an empty volume included, before it is replaced: as a
+/// restic snapshot tagged `marina:pre-restore`, or as a backup of the custom image made
+/// with `MARINA_PRE_RESTORE=1`.
+async fn save_safety_copy<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     planned: &Planned,
+    from: FilesFrom<'_>,
     volume: &VolumeDetails,
     target: Option<&Target>,
     paths: &[(String, VolumePath)],
@@ -89,33 +124,58 @@ async fn save_safety_snapshot<R: Runtime + 'static>(
             volume.name, ctx.instance.id
         ));
     };
-    let mut target = target.clone();
-    target.spec.allow_empty = true;
     let inside: Vec<VolumePath> = paths.iter().map(|(_, path)| path.clone()).collect();
-    info!(volume = %volume.name, "Saving the volume's content as a safety snapshot before it is replaced.");
-    let mut session = planned.restic.session();
-    let observed = VolumeInfo {
-        name: volume.name.clone(),
-        driver: volume.driver.clone(),
-        mountpoint: volume.mountpoint.clone(),
-        labels: volume.labels.clone(),
-    };
-    let saved = into_restic(
-        ctx,
-        &mut session,
-        &target,
-        &observed,
-        &inside,
-        Vec::new(),
-        &[PRE_RESTORE_TAG.to_owned()],
-    )
-    .await
+    let saved = match (&planned.origin, from) {
+        (Origin::Snapshot { restic, .. }, FilesFrom::Snapshot) => {
+            info!(volume = %volume.name, "Saving the volume's content as a safety snapshot before it is replaced.");
+            let mut target = target.clone();
+            target.spec.allow_empty = true;
+            let mut session = restic.session();
+            let observed = VolumeInfo {
+                name: volume.name.clone(),
+                driver: volume.driver.clone(),
+                mountpoint: volume.mountpoint.clone(),
+                labels: volume.labels.clone(),
+            };
+            into_restic(
+                ctx,
+                &mut session,
+                &target,
+                &observed,
+                &inside,
+                Vec::new(),
+                &[PRE_RESTORE_TAG.to_owned()],
+            )
+            .await
+            .map(|done| {
+                format!(
+                    "the safety snapshot ({}); restore it to undo this restore",
+                    done.summary
+                )
+            })
+        }
+        (Origin::Image(image), FilesFrom::Image(fetched)) => {
+            info!(volume = %volume.name, "Saving the volume's content with the image before it is replaced.");
+            let copy = SafetyCopy::Volume {
+                name: &volume.name,
+                paths: &inside,
+            };
+            pre_restore_backup(ctx, &fetched.layout, &image.image, target, copy)
+                .await
+                .map(|summary| {
+                    format!(
+                        "the safety backup: {summary}; to undo this restore, restore that backup in place by the name the image gave it (in its output above)"
+                    )
+                })
+        }
+        _ => Err("the plan does not fit where its files come from".to_owned()),
+    }
     .map_err(|e| {
         format!(
             "could not save the volume's content before replacing it, so nothing was replaced: {e}"
         )
     })?;
-    info!(volume = %volume.name, "Saved the safety snapshot ({}); restore it to undo this restore.", saved.summary);
+    info!(volume = %volume.name, "Saved {saved}.");
     Ok(())
 }
 
@@ -141,11 +201,7 @@ async fn create_copy<R: Runtime + 'static>(
         .promise(UndoAction::RemoveVolume(name.to_owned()))
         .await
         .map_err(|e| format!("cannot journal the new volume {name}: {e}"))?;
-    let from = format!(
-        "{}@{}",
-        planned.plan.target.name(),
-        planned.snapshot.short_id
-    );
+    let from = format!("{}@{}", planned.plan.target.name(), planned.snapshot_name());
     let new = NewVolume {
         name: name.to_owned(),
         driver: original.map_or_else(|| "local".to_owned(), |v| v.driver.clone()),
@@ -167,15 +223,53 @@ async fn create_copy<R: Runtime + 'static>(
     Ok(CreatedCopy { volume, undo })
 }
 
-/// Fills `volume` with the snapshot's directories; with `replace`, what is at each path is
-/// removed first.
+/// Fills `volume` with the snapshot's directories (or those of a directory laid out like
+/// the volume); with `replace`, what is at each path is removed first.
 async fn fill<R: Runtime + 'static>(
     ctx: &JobContext<R>,
     planned: &Planned,
     volume: &VolumeDetails,
     paths: &[(String, VolumePath)],
+    from: FilesFrom<'_>,
     replace: bool,
 ) -> Result<Done, String> {
+    let mode = if replace {
+        FillMode::Replace
+    } else {
+        FillMode::IntoEmpty
+    };
+    let inside: Vec<VolumePath> = paths.iter().map(|(_, p)| p.clone()).collect();
+    let (restic, snapshot) = match (&planned.origin, from) {
+        (Origin::Snapshot { restic, snapshot }, FilesFrom::Snapshot) => (restic, snapshot),
+        (_, FilesFrom::Image(fetched)) => {
+            // A helper copies it in, whether or not Marina sees the volume's data: it
+            // keeps owners, modes, links and mtimes to the second (see `volume_fill`).
+            let dir = fetched.volume_dir(planned.plan.target.name().as_str());
+            let bytes = tokio::task::spawn_blocking({
+                let dir = dir.clone();
+                move || content_size(&dir)
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+            fill_volume_from(ctx, &volume.name, &inside, &dir, mode).await?;
+            return Ok(Done {
+                summary: format!(
+                    "Restored {} from backup {} of image {} into volume {}.",
+                    format_bytes(bytes),
+                    planned.snapshot_name(),
+                    image_of(planned),
+                    volume.name
+                ),
+                bytes_added: 0,
+                bytes_read: bytes,
+            });
+        }
+        (Origin::Image(_), FilesFrom::Snapshot) => {
+            return Err("the plan of a custom image has no snapshot to restore from".into());
+        }
+    };
     let fresh = ctx
         .runtime
         .volume_info(&volume.name)
@@ -191,7 +285,7 @@ async fn fill<R: Runtime + 'static>(
     if let Some(root) = visible {
         for (source, path) in paths {
             let dir = prepare(&root, &volume.name, path, replace).await?;
-            restore_dir(&planned.restic, planned, source, &dir).await?;
+            restore_dir(restic, snapshot, source, &dir).await?;
         }
     } else {
         {
@@ -212,14 +306,8 @@ async fn fill<R: Runtime + 'static>(
             let result = async {
                 for (source, path) in paths {
                     let dir = prepare(&staging, &volume.name, path, true).await?;
-                    restore_dir(&planned.restic, planned, source, &dir).await?;
+                    restore_dir(restic, snapshot, source, &dir).await?;
                 }
-                let inside: Vec<VolumePath> = paths.iter().map(|(_, p)| p.clone()).collect();
-                let mode = if replace {
-                    FillMode::Replace
-                } else {
-                    FillMode::IntoEmpty
-                };
                 fill_volume_from(ctx, &volume.name, &inside, &staging, mode).await
             }
             .await;
@@ -229,27 +317,36 @@ async fn fill<R: Runtime + 'static>(
             result?;
         }
     }
+    let files = planned.plan.files.unwrap_or_default();
+    let bytes = planned.plan.bytes.unwrap_or_default();
     Ok(Done {
         summary: format!(
-            "Restored {} entries, {} from snapshot {} into volume {}.",
-            planned.plan.files,
-            format_bytes(planned.plan.bytes),
-            planned.snapshot.short_id,
+            "Restored {files} entries, {} from snapshot {} into volume {}.",
+            format_bytes(bytes),
+            snapshot.short_id,
             volume.name
         ),
         bytes_added: 0,
-        bytes_read: planned.plan.bytes,
+        bytes_read: bytes,
     })
+}
+
+/// The custom image of a plan, for messages.
+fn image_of(planned: &Planned) -> &str {
+    match &planned.origin {
+        Origin::Image(image) => &image.image,
+        Origin::Snapshot { .. } => "",
+    }
 }
 
 async fn restore_dir(
     restic: &Restic,
-    planned: &Planned,
+    snapshot: &SnapshotInfo,
     source: &str,
     dir: &Path,
 ) -> Result<(), String> {
     restic
-        .restore_into(&planned.snapshot.id, source, dir)
+        .restore_into(&snapshot.id, source, dir)
         .await
         .map_err(|e| e.to_string())
 }

@@ -12,11 +12,14 @@
 //! - [`volume_copy`] — a copy of a volume's paths made by a helper container.
 //! - [`volume_fill`] — the way back: a volume's paths filled from a directory by a helper
 //!   container.
+//! - [`custom_image`] — an instance's custom image run once over a run directory: to back
+//!   up what was staged there, or to restore into it.
 //!
 //! They build on one another only downwards: hooks and dumps find their container through
 //! [`db_container`]; nothing here imports a job kind.
 
 pub(crate) mod attached;
+pub(crate) mod custom_image;
 pub(crate) mod db_container;
 pub(crate) mod dump;
 pub(crate) mod hooks;
