@@ -103,10 +103,11 @@ fn run_in(container: &str, args: &[&str]) -> String {
     docker(&all).trim().to_owned()
 }
 
-/// The instance that backs up `engine`'s server: one per engine, so the tests of this
-/// binary, which run at once on one engine, never see each other's labelled containers.
+/// The instance that backs up `engine`'s server: one per engine and test process, so tests
+/// running at once on one Docker engine (this binary's, another run's) never see each
+/// other's labelled containers.
 fn instance_of(engine: &Engine) -> String {
-    format!("dbs-{}", engine.kind)
+    format!("dbs-{}-{}", engine.kind, std::process::id())
 }
 
 /// Starts `engine`'s server labelled for its instance; waits until it answers.
