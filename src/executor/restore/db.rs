@@ -90,7 +90,9 @@ async fn restore_from<R: Runtime + 'static>(
             } else {
                 None
             };
-        let loaded = load(ctx, planned, from, file, &container.id, kind).await;
+        let loaded = load(ctx, planned, from, file, &container.id, kind)
+            .await
+            .map_err(|e| super::replaced_partly(planned, &e));
         if let Some(restart) = restart
             && loaded.is_ok()
         {

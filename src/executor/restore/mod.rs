@@ -145,3 +145,13 @@ async fn restore<R: Runtime + 'static>(
         Source::Db { .. } => db::restore(ctx, planned).await,
     }
 }
+
+/// Why an in-place restore failed after its safety copy was saved, and how to get back: the
+/// target may hold part of the old and part of the restored data.
+fn replaced_partly(planned: &Planned, error: &str) -> String {
+    let target = &planned.plan.target;
+    let instance = &planned.plan.instance;
+    format!(
+        "{error}. If the restore got as far as replacing data, {target} may hold part of its old data and part of the snapshot's: what it held before is in the safety copy saved just before (marked pre-restore by `marina snapshots {instance} {target}`, for a custom image the image's pre-restore backup): restore that in place to put it back, or run this restore again"
+    )
+}

@@ -91,7 +91,9 @@ async fn restore_from<R: Runtime + 'static>(
             save_safety_copy(ctx, planned, from, original, target.as_deref(), paths).await?;
             fault::point("restore-before-replace");
             fault::hang("restore-before-replace").await;
-            fill(ctx, planned, original, paths, from, true).await
+            fill(ctx, planned, original, paths, from, true)
+                .await
+                .map_err(|e| super::replaced_partly(planned, &e))
         }
         .await;
         start_again(ctx, stopped).await;
