@@ -202,3 +202,40 @@ async fn the_helper_copy_refuses_links_out_of_the_volume() {
     );
     assert!(!log.iter().any(|l| l.contains(&marker)));
 }
+
+#[tokio::test]
+async fn a_path_inside_another_listed_path_is_staged_once() {
+    require_engine_and_images();
+    let image = format!("marina-test/paths-overlap:{}", std::process::id());
+    let _image = support::build_image(
+        &image,
+        &format!("FROM {BUSYBOX_IMAGE}\nCOPY backup.sh /backup.sh\n"),
+        &[("backup.sh", LISTER)],
+    );
+    let (volume, _volume) = support::plain_volume(
+        "mkdir -p /data/uploads && echo once > /data/uploads/a.txt && echo top > /data/top.txt",
+    );
+    let marina = Daemon::start(&format!(
+        "instances:\n  - id: overlap\n    customImage: {image}\n    schedule: '0 3 * * *'\n    targets:\n      - volume: {volume}\n        paths: ['/', uploads, /uploads]\n"
+    ));
+    marina.wait_ready().await;
+    marina.wait_targets("overlap").await;
+    let id = marina.trigger("overlap").await;
+    let job = marina.wait_job("overlap", id, 300).await;
+    let log = marina.job_log(id).await;
+    assert_eq!(job["status"], "success", "{job}\n{log:#?}");
+    let entries: Vec<&String> = log.iter().filter(|l| l.contains("ENTRY ")).collect();
+    for staged in [
+        format!("/vol/{volume}/uploads/a.txt: once"),
+        format!("/vol/{volume}/top.txt: top"),
+    ] {
+        assert!(
+            log.iter().any(|l| l.contains(&staged)),
+            "no `{staged}` in {log:#?}"
+        );
+    }
+    assert!(
+        !entries.iter().any(|e| e.contains("/uploads/uploads")),
+        "a path inside another was staged twice, nested: {entries:#?}"
+    );
+}

@@ -308,6 +308,18 @@ impl VolumePath {
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether this path lies strictly inside `outer` (`uploads/x` inside `uploads` and
+    /// inside the root; `uploads` not inside itself, nor `uploads2` inside `uploads`).
+    #[must_use]
+    pub fn is_inside(&self, outer: &Self) -> bool {
+        self != outer
+            && (outer.is_root()
+                || self
+                    .0
+                    .strip_prefix(outer.0.as_str())
+                    .is_some_and(|rest| rest.starts_with('/')))
+    }
 }
 
 impl fmt::Display for VolumePath {
@@ -393,6 +405,17 @@ impl TargetSpec {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_volume_path_lies_inside_its_ancestors_only() {
+        let path = |p: &str| VolumePath::parse(p).unwrap();
+        assert!(path("uploads/x").is_inside(&path("uploads")));
+        assert!(path("uploads").is_inside(&VolumePath::root()));
+        assert!(!path("uploads").is_inside(&path("uploads")));
+        assert!(!path("uploads2").is_inside(&path("uploads")));
+        assert!(!VolumePath::root().is_inside(&VolumePath::root()));
+        assert!(!path("uploads").is_inside(&path("uploads/x")));
+    }
+
     use super::*;
 
     #[test]

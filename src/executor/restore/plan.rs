@@ -763,6 +763,25 @@ fn volume_paths(
     snapshot_paths: &[String],
     configured: Option<&[VolumePath]>,
 ) -> Option<Vec<(String, VolumePath)>> {
+    let paired = pair_paths(snapshot_paths, configured)?;
+    // A path inside another listed path comes back with that one (and restoring it again
+    // would find its directory filled); each path comes back once.
+    let mut kept: Vec<(String, VolumePath)> = Vec::new();
+    for (source, path) in &paired {
+        let covered = paired.iter().any(|(_, outer)| path.is_inside(outer))
+            || kept.iter().any(|(_, seen)| seen == path);
+        if !covered {
+            kept.push((source.clone(), path.clone()));
+        }
+    }
+    Some(kept)
+}
+
+/// Every snapshot path with the volume path it was backed up from (see [`volume_paths`]).
+fn pair_paths(
+    snapshot_paths: &[String],
+    configured: Option<&[VolumePath]>,
+) -> Option<Vec<(String, VolumePath)>> {
     if snapshot_paths.is_empty() || snapshot_paths.iter().any(|p| !p.starts_with('/')) {
         return None;
     }
@@ -896,6 +915,16 @@ mod tests {
                 ("/r/_data/b/c".into(), inside(&["b/c"])[0].to_string())
             ]
         );
+    }
+
+    #[test]
+    fn a_path_inside_another_comes_back_with_it_once() {
+        let snapshot = paths(&["/r/_data", "/r/_data/uploads", "/r/_data/uploads"]);
+        let got = shown(volume_paths(
+            &snapshot,
+            Some(&inside(&["/", "uploads", "/uploads"])),
+        ));
+        assert_eq!(got, vec![("/r/_data".into(), "/".into())]);
     }
 
     #[test]

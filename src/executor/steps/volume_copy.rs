@@ -121,6 +121,7 @@ const BENEATH_SH: &str = r#"beneath() {
 /// The helper's shell script: copy each path (a missing one, or one leading out of the
 /// volume, is an error), preserving everything `cp -a` preserves.
 fn copy_script(volume: &str, paths: &[VolumePath]) -> String {
+    let paths = outermost(paths);
     let mut script = String::from("set -e\n");
     if paths.iter().any(|p| !p.is_root()) {
         script.push_str(BENEATH_SH);
@@ -141,6 +142,20 @@ fn copy_script(volume: &str, paths: &[VolumePath]) -> String {
     script
 }
 
+/// The paths to copy: each once, and none that lies inside another listed path, which the
+/// copy of that one brings along. (`cp -a src /staging/uploads` into an `uploads` that the
+/// copy of `/` already made would nest a second copy at `uploads/uploads`.)
+fn outermost(paths: &[VolumePath]) -> Vec<&VolumePath> {
+    let mut kept: Vec<&VolumePath> = Vec::new();
+    for path in paths {
+        let covered = paths.iter().any(|outer| path.is_inside(outer)) || kept.contains(&path);
+        if !covered {
+            kept.push(path);
+        }
+    }
+    kept
+}
+
 /// Quotes `text` for `sh` with single quotes.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -151,13 +166,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_scripts_quote_paths() {
-        let paths = [
+    fn a_path_inside_another_is_copied_with_it_and_each_path_once() {
+        let path = |p: &str| VolumePath::parse(p).unwrap();
+        let listed = [
+            path("/uploads"),
             VolumePath::root(),
+            path("uploads"),
+            path("/uploads/x"),
+        ];
+        assert_eq!(outermost(&listed), vec![&VolumePath::root()]);
+        let listed = [path("a"), path("ab"), path("a/b"), path("ab")];
+        assert_eq!(outermost(&listed), vec![&path("a"), &path("ab")]);
+    }
+
+    #[test]
+    fn copy_scripts_quote_paths() {
+        let root = copy_script("app-data", &[VolumePath::root()]);
+        assert!(root.contains("cp -a /source/. /staging/"), "{root}");
+        let paths = [
+            VolumePath::parse("conf").unwrap(),
             VolumePath::parse("/it's here/x").unwrap(),
         ];
         let script = copy_script("app-data", &paths);
-        assert!(script.contains("cp -a /source/. /staging/"));
+        assert!(
+            script.contains("beneath '/conf' 'conf' 'app-data'"),
+            "{script}"
+        );
         assert!(
             script.contains(r"beneath '/it'\''s here/x' 'it'\''s here/x' 'app-data'"),
             "{script}"
