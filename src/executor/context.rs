@@ -45,7 +45,7 @@ pub(crate) struct JobContext<R> {
     /// Database kinds found from the dump tools in containers whose image says nothing.
     pub probes: DbProbes,
     /// What each snapshot restores, once counted (shared by every job).
-    pub sizes: super::restore::Sizes,
+    pub sizes: super::sizes::Sizes,
 }
 
 /// How one target went.

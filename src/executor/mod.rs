@@ -13,6 +13,7 @@
 //! - [`staging`] — the staging layout and the empty-data check.
 //! - [`undo`] — journaled undo-work; [`recovery`] replays it after a crash.
 //! - [`locks`] — one volume is staged by one job at a time.
+//! - `sizes` — what each snapshot restores, counted once per process.
 //! - [`checked`] — a dump stream that fails at its end when the dump tool failed.
 //! - [`fault`] — test-only panics at named points (feature `fault-injection`).
 
@@ -26,6 +27,7 @@ pub mod probe;
 pub mod recovery;
 mod restore;
 mod runner;
+mod sizes;
 pub mod staging;
 mod steps;
 pub mod undo;
@@ -72,7 +74,7 @@ pub struct Executor<R> {
     /// is probed once.
     probes: probe::DbProbes,
     /// What each snapshot restores, once counted.
-    sizes: restore::Sizes,
+    sizes: sizes::Sizes,
 }
 
 impl<R: Runtime + 'static> Executor<R> {
@@ -94,7 +96,7 @@ impl<R: Runtime + 'static> Executor<R> {
             owner,
             metrics,
             probes: probe::DbProbes::default(),
-            sizes: restore::Sizes::default(),
+            sizes: sizes::Sizes::default(),
         }
     }
 

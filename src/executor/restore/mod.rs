@@ -27,10 +27,10 @@ mod volume;
 use tracing::{info, warn};
 
 use self::plan::{Planned, Source};
-pub(crate) use self::points::Sizes;
 use super::context::{Done, JobContext, TargetOutcome};
 use crate::backend::restic::Restic;
 use crate::docker::Runtime;
+use crate::executor::sizes::Sizes;
 use crate::model::{Refusal, RefusalKind, RestoreAnswer, RestoreQuestion};
 use crate::reconcile::{AskOrder, JobOrder};
 

@@ -9,13 +9,14 @@
 
 use chrono::{DateTime, Utc};
 
-use super::points::{Sizes, point};
+use super::points::point;
 use crate::backend::format_bytes;
 use crate::backend::restic::{Restic, SnapshotInfo};
 use crate::config::{Backend, Config, Instance};
 use crate::docker::{
     ContainerRef, DEFAULT_RESTORE_COMMAND, PullPolicy, Runtime, RuntimeError, VolumeDetails,
 };
+use crate::executor::sizes::Sizes;
 use crate::model::{
     ContainerInfo, ContainerState, DbKind, DockerName, PRE_RESTORE_TAG, Refusal, RefusalKind,
     RestorePlan, RestorePoint, RestoreRequest, RestoreStep, SnapshotChoice, TargetId, TargetKind,

@@ -3,60 +3,12 @@
 //!
 //! restic 0.17 and newer record a snapshot's file count and size in the snapshot; older
 //! versions do not, and counting costs a restic run per snapshot. A snapshot never changes,
-//! so each count is made once and kept for the life of the process ([`Sizes`]).
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+//! so each count is made once and kept for the life of the process
+//! ([`crate::executor::sizes::Sizes`]).
 
 use crate::backend::restic::{Restic, ResticError, RestoreSize, SnapshotInfo};
+use crate::executor::sizes::{Sizes, known};
 use crate::model::{PRE_RESTORE_TAG, RestorePoint, TargetId};
-
-/// What each snapshot restores, by full snapshot id, once counted. Cheap to clone: clones
-/// share one map.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Sizes(Arc<Mutex<HashMap<String, RestoreSize>>>);
-
-impl Sizes {
-    fn get(&self, id: &str) -> Option<RestoreSize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .copied()
-    }
-
-    fn put(&self, id: &str, size: RestoreSize) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned(), size);
-    }
-
-    /// What `snapshot` restores: recorded by restic, counted before, or counted now.
-    pub(crate) async fn of(
-        &self,
-        restic: &Restic,
-        snapshot: &SnapshotInfo,
-    ) -> Result<RestoreSize, ResticError> {
-        if let Some(size) = known(self, snapshot) {
-            return Ok(size);
-        }
-        let size = restic.restore_size(&snapshot.id).await?;
-        self.put(&snapshot.id, size);
-        Ok(size)
-    }
-}
-
-/// The size restic recorded in the snapshot, or one counted before.
-fn known(sizes: &Sizes, snapshot: &SnapshotInfo) -> Option<RestoreSize> {
-    snapshot
-        .summary
-        .map(|summary| RestoreSize {
-            bytes: summary.bytes,
-            entries: summary.files,
-        })
-        .or_else(|| sizes.get(&snapshot.id))
-}
 
 /// The instance's restore points of `target` (or of all its targets), newest first. With
 /// `count`, snapshots whose size is not known yet are counted (a restic run each); else
